@@ -1,0 +1,122 @@
+"""What to extract: utterance ids, audio paths and optional segment bounds.
+
+Accepted inputs: a CSV or JSONL manifest, or a directory of audio files. For MSP-Podcast,
+pointing at the corpus root (which holds `Audios/`) or at `Audios/` itself gives ids equal to
+the `FileName` column of its label files (`MSP-PODCAST_0001_0008.wav`), so labels join directly.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".opus", ".aiff", ".aif")
+ID_KEYS = ("id", "utt_id", "utterance_id", "FileName", "filename", "file_name")
+PATH_KEYS = ("path", "audio", "audio_path", "wav", "file")
+
+
+class ManifestError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Utterance:
+    id: str
+    path: str
+    start: float | None = None  # seconds
+    end: float | None = None
+
+    @property
+    def source(self) -> str:
+        if self.start is None and self.end is None:
+            return self.path
+        return f"{self.path}[{self.start or 0:g}:{'' if self.end is None else f'{self.end:g}'}]"
+
+
+def load_manifest(source: str | Path) -> list[Utterance]:
+    source = Path(source)
+    if source.is_dir():
+        utterances = _from_directory(source)
+    elif not source.exists():
+        raise ManifestError(f"{source}: no such manifest file or audio directory")
+    elif source.suffix.lower() in (".jsonl", ".json"):
+        utterances = _from_rows(_jsonl_rows(source), source)
+    elif source.suffix.lower() in (".csv", ".tsv"):
+        utterances = _from_rows(_csv_rows(source), source)
+    else:
+        raise ManifestError(f"{source}: unknown manifest type (use .csv, .tsv, .jsonl or a directory)")
+    if not utterances:
+        raise ManifestError(f"{source}: no utterances found")
+    _check_unique(utterances, source)
+    return utterances
+
+
+def _from_directory(root: Path) -> list[Utterance]:
+    if (root / "Audios").is_dir():
+        root = root / "Audios"
+    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file())
+    return [Utterance(p.relative_to(root).as_posix(), str(p)) for p in files]
+
+
+def _csv_rows(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as handle:
+        dialect = "excel-tab" if path.suffix.lower() == ".tsv" else "excel"
+        return list(csv.DictReader(handle, dialect=dialect))
+
+
+def _jsonl_rows(path: Path) -> list[dict]:
+    rows = []
+    with open(path) as handle:
+        for number, line in enumerate(handle, 1):
+            if line.strip():
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError as err:
+                    raise ManifestError(f"{path}:{number}: not valid JSON ({err})") from None
+    return rows
+
+
+def _pick(row: dict, keys: tuple[str, ...]):
+    for key in keys:
+        if row.get(key) not in (None, ""):
+            return row[key]
+    return None
+
+
+def _from_rows(rows: list[dict], manifest: Path) -> list[Utterance]:
+    utterances = []
+    for number, row in enumerate(rows, 2 if manifest.suffix.lower() != ".jsonl" else 1):
+        path = _pick(row, PATH_KEYS)
+        if path is None:
+            raise ManifestError(f"{manifest}: row {number} has no audio path (columns tried: {', '.join(PATH_KEYS)})")
+        path = Path(str(path))
+        if not path.is_absolute():
+            path = manifest.parent / path
+        uid = _pick(row, ID_KEYS) or path.name
+        start, end = (_seconds(row.get(k), manifest, number, k) for k in ("start", "end"))
+        if start is not None and end is not None and end <= start:
+            raise ManifestError(f"{manifest}: row {number} ({uid}): end {end} is not after start {start}")
+        utterances.append(Utterance(str(uid), str(path), start, end))
+    return utterances
+
+
+def _seconds(value, manifest: Path, number: int, key: str) -> float | None:
+    if value in (None, ""):
+        return None
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        raise ManifestError(f"{manifest}: row {number}: {key}={value!r} is not a number of seconds") from None
+    if seconds < 0:
+        raise ManifestError(f"{manifest}: row {number}: {key}={value!r} is negative")
+    return seconds
+
+
+def _check_unique(utterances: list[Utterance], source: Path) -> None:
+    seen: dict[str, str] = {}
+    for utt in utterances:
+        if utt.id in seen:
+            raise ManifestError(f"{source}: utterance id {utt.id!r} appears twice ({seen[utt.id]} and {utt.source})")
+        seen[utt.id] = utt.source

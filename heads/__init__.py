@@ -1,0 +1,1 @@
+"""Stage 2: head training from the cache (see issue tracker)."""
