@@ -89,6 +89,7 @@ class FeatureSet:
         self.frame_shape: tuple[int, ...] = tuple(self.meta["frame_shape"])
         self._parts: dict[int, Path] = committed_parts(self.path)
         self._entries, self.failures = self._build_index()
+        self._open: dict[int, PartReader] = {}
 
     @property
     def dim(self) -> int:
@@ -133,17 +134,26 @@ class FeatureSet:
                 part.close()
         return entries, [f for f in failures if f["id"] not in entries]
 
+    def close(self) -> None:
+        for part in self._open.values():
+            part.close()
+        self._open.clear()
+
+    def __enter__(self) -> "FeatureSet":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
     def part_paths(self) -> dict[int, Path]:
         return dict(self._parts)
 
     def get(self, uid: str, verify: bool = False) -> np.ndarray:
         """Frames of one utterance as float16 / float32 numpy, [length, *frame_shape]."""
         e = self.entry(uid)
-        part = open_part(self._parts[e.part])
-        try:
-            rows = part.frames(e.offset, e.offset + e.length)
-        finally:
-            part.close()
+        if e.part not in self._open:  # parts are immutable, so handles stay valid
+            self._open[e.part] = open_part(self._parts[e.part])
+        rows = self._open[e.part].frames(e.offset, e.offset + e.length)
         if verify:
             self._check_rows(uid, e, rows)
         return decode(rows, self.dtype)

@@ -46,7 +46,7 @@ class StorageConfig:
     compression: str = "none"
     chunk_frames: int = 0  # 0: about 1 MiB per chunk
     shard_chunks: int = 64  # zarr: chunks per shard file (0 = no sharding)
-    part_megabytes: int = 256  # a part is the unit of commit and of resume
+    part_megabytes: float = 256.0  # a part is the unit of commit and of resume
     on_overflow: str = "clip"
 
     def validate(self) -> None:

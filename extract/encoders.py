@@ -1,0 +1,204 @@
+"""Frozen audio encoders behind one interface: waveforms in, per-utterance frames out.
+
+Loading goes through `from_pretrained(name_or_path)`, the path a user's hub name or local
+checkpoint takes. Hidden-state index -1 is always the model's `last_hidden_state` (after the
+final layer norm where the model has one), as transformers 4.x and s3prl return it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .layers import LayerSpec
+
+SHORT_NAMES = {
+    "wavlm-base": "microsoft/wavlm-base",
+    "wavlm-base-plus": "microsoft/wavlm-base-plus",
+    "wavlm-large": "microsoft/wavlm-large",
+    "hubert-base": "facebook/hubert-base-ls960",
+    "hubert-large": "facebook/hubert-large-ll60k",
+    "hubert-xlarge": "facebook/hubert-xlarge-ll60k",
+    "wav2vec2-large-robust": "facebook/wav2vec2-large-robust",
+    **{f"whisper-{size}": f"openai/whisper-{size}" for size in (
+        "tiny", "base", "small", "medium", "large", "large-v2", "large-v3", "large-v3-turbo")},
+}
+SSL_TYPES = ("wavlm", "hubert", "wav2vec2")
+# WavLM's attention mixes a bool padding mask with a float bias; torch warns on every batch.
+warnings.filterwarnings("ignore", message="Support for mismatched key_padding_mask", category=UserWarning)
+PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+
+
+class EncoderError(ValueError):
+    pass
+
+
+def resolve_name(model: str) -> str:
+    return SHORT_NAMES.get(model, model)
+
+
+def default_set_name(model: str) -> str:
+    """'whisper-large-v3' for short names and hub ids, the directory name for local paths."""
+    if model in SHORT_NAMES:
+        return model
+    return Path(model.rstrip("/")).name.replace("_", "-")
+
+
+def pick_dtype(precision: str, device: torch.device) -> torch.dtype:
+    if precision == "auto":
+        if device.type == "cuda":
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.float32
+    return {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]
+
+
+def weights_digest(name_or_path: str) -> str | None:
+    """SHA-256 over the checkpoint's weight files, so a store records exactly which weights made it."""
+    folder = Path(name_or_path)
+    if not folder.is_dir():
+        try:
+            from huggingface_hub import snapshot_download
+
+            folder = Path(snapshot_download(name_or_path, local_files_only=True))
+        except Exception:
+            return None
+    files = sorted(p for p in folder.iterdir() if p.suffix in (".safetensors", ".bin", ".pt") and p.is_file())
+    if not files:
+        return None
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(path.name.encode())
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 24), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+class AudioEncoder:
+    """Common interface. `encode` returns float32 CPU tensors [frames, *frame_shape]."""
+
+    kind = "audio"
+    sample_rate = 16000
+    frame_rate: float
+    n_hidden: int
+    dim: int
+    min_samples: int
+
+    def __init__(self, name: str, model, device: torch.device, dtype: torch.dtype):
+        self.name, self.model, self.device, self.dtype = name, model, device, dtype
+
+    def num_frames(self, n_samples: int) -> int:
+        raise NotImplementedError
+
+    def cost(self, n_samples: int) -> int:
+        """Samples of compute one utterance costs in a batch (Whisper: whole 30-s windows)."""
+        return n_samples
+
+    def encode(self, waves: list[np.ndarray], layers: LayerSpec) -> list[torch.Tensor]:
+        raise NotImplementedError
+
+    def provenance(self) -> dict[str, Any]:
+        import transformers
+
+        return {
+            "model": self.name,
+            "model_type": self.model.config.model_type,
+            "model_revision": getattr(self.model.config, "_commit_hash", None),
+            "weights_sha256": weights_digest(self.name),
+            "frame_rate": self.frame_rate,
+            "sample_rate": self.sample_rate,
+            "n_hidden_states": self.n_hidden,
+            "kind": self.kind,
+            "compute_dtype": str(self.dtype).replace("torch.", ""),
+            "transformers_version": transformers.__version__,
+            "torch_version": torch.__version__,
+        }
+
+
+class SSLEncoder(AudioEncoder):
+    """WavLM, HuBERT, wav2vec 2.0: a strided CNN then a transformer, ~50 frames/s."""
+
+    def __init__(self, name: str, model, device: torch.device, dtype: torch.dtype, normalize: bool):
+        super().__init__(name, model, device, dtype)
+        cfg = model.config
+        self.normalize = normalize
+        # Group-norm feature extractors normalise over time: padding would change every frame,
+        # so such models see one utterance per forward pass.
+        self.pad_safe = cfg.feat_extract_norm == "layer"
+        self.n_hidden = cfg.num_hidden_layers + 1
+        self.dim = cfg.hidden_size
+        self.frame_rate = self.sample_rate / math.prod(cfg.conv_stride)
+        self.min_samples = self._receptive_field(cfg.conv_kernel, cfg.conv_stride)
+
+    @staticmethod
+    def _receptive_field(kernels, strides) -> int:
+        samples = 1
+        for kernel, stride in reversed(list(zip(kernels, strides))):
+            samples = (samples - 1) * stride + kernel
+        return samples
+
+    def num_frames(self, n_samples: int) -> int:
+        return int(self.model._get_feat_extract_output_lengths(torch.tensor(n_samples)))
+
+    def _prepare(self, wave: np.ndarray) -> torch.Tensor:
+        x = torch.from_numpy(wave)
+        if self.normalize:  # transformers' Wav2Vec2FeatureExtractor zero-mean unit-var, per utterance
+            x = (x - x.mean()) / torch.sqrt(x.var(unbiased=False) + 1e-7)
+        return x
+
+    @torch.inference_mode()
+    def encode(self, waves: list[np.ndarray], layers: LayerSpec) -> list[torch.Tensor]:
+        if not self.pad_safe and len(waves) > 1:
+            return [out for wave in waves for out in self.encode([wave], layers)]
+        lengths = [len(w) for w in waves]
+        batch = torch.zeros(len(waves), max(lengths))
+        mask = torch.zeros(len(waves), max(lengths), dtype=torch.long)
+        for i, wave in enumerate(waves):
+            batch[i, :lengths[i]] = self._prepare(wave)
+            mask[i, :lengths[i]] = 1
+        kwargs = {"attention_mask": mask.to(self.device)} if self.pad_safe else {}
+        out = self.model(batch.to(self.device, self.dtype), output_hidden_states=True, **kwargs)
+        hidden = (*out.hidden_states[:-1], out.last_hidden_state)
+        selected = layers.select(hidden)
+        return [selected[i, :self.num_frames(n)].float().cpu() for i, n in enumerate(lengths)]
+
+
+def load_encoder(model: str, device: str | torch.device = "cpu", precision: str = "auto",
+                 whisper_mode: str = "padded") -> AudioEncoder:
+    """Load any supported checkpoint (short name, hub id or local directory) for extraction."""
+    from transformers import AutoConfig
+
+    name = resolve_name(model)
+    device = torch.device(device)
+    dtype = pick_dtype(precision, device)
+    try:
+        config = AutoConfig.from_pretrained(name)
+    except Exception as err:
+        local = "" if os.path.isdir(name) else " (not a local directory, and the model hub could not provide it)"
+        raise EncoderError(f"cannot load model config for {model!r}{local}: {err}") from None
+    if config.model_type == "whisper":
+        from .whisper import WhisperEncoderFrames
+
+        return WhisperEncoderFrames.from_pretrained(name, device, dtype, whisper_mode)
+    if config.model_type in SSL_TYPES:
+        return _load_ssl(name, device, dtype)
+    raise EncoderError(f"{model!r}: model type {config.model_type!r} is not an audio encoder sercache knows "
+                       f"(supported: {', '.join(SSL_TYPES)}, whisper)")
+
+
+def _load_ssl(name: str, device: torch.device, dtype: torch.dtype) -> SSLEncoder:
+    from transformers import AutoFeatureExtractor, AutoModel
+
+    model = AutoModel.from_pretrained(name, dtype=dtype).to(device).eval()
+    try:
+        normalize = bool(AutoFeatureExtractor.from_pretrained(name).do_normalize)
+    except Exception:  # checkpoints without preprocessor_config.json: transformers' defaults
+        normalize = model.config.feat_extract_norm == "layer"
+    return SSLEncoder(name, model, device, dtype, normalize)

@@ -1,0 +1,280 @@
+"""The extraction run: plan on rank 0, decode in background workers, encode, commit parts in a
+background writer thread, so the encoder never waits on disk or on audio decoding."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import time
+from collections import Counter
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from sercache.cache import CacheError, FeatureSetWriter, Store, UtteranceRecord
+
+from . import distributed
+from .audio import SAMPLE_RATE, AudioError, load
+from .config import ExtractConfig
+from .encoders import AudioEncoder, default_set_name, load_encoder
+from .layers import LayerSpec, parse_layers
+from .manifest import load_manifest
+from .plan import Pending, batches, failure_record, make_parts, merge_plan, probe_all, triage
+
+
+class ExtractionError(RuntimeError):
+    pass
+
+
+@dataclass
+class ExtractionSummary:
+    name: str
+    extracted: int = 0
+    already_done: int = 0
+    failures: list[dict[str, Any]] = field(default_factory=list)
+    clipped: int = 0
+    audio_seconds: float = 0.0
+    seconds: float = 0.0
+    parts: int = 0
+
+
+def feature_set_name(cfg: ExtractConfig) -> str:
+    return cfg.name or f"{default_set_name(cfg.model)}/{parse_layers(cfg.layers).tag}"
+
+
+def run_extraction(cfg: ExtractConfig) -> ExtractionSummary:
+    ctx, device = distributed.init(cfg.device)
+    started = time.perf_counter()
+    layers = parse_layers(cfg.layers)
+    name = feature_set_name(cfg)
+    utterances = {u.id: u for u in load_manifest(cfg.input)}
+    if ctx.is_main:
+        Store.create(cfg.store, cfg.backend)
+    ctx.barrier()
+    store = Store(cfg.store)
+    writer = FeatureSetWriter(store, name, cfg.storage())
+    summary = ExtractionSummary(name)
+    existing = store[name] if name in store else None
+    sorted_out = triage(list(utterances.values()), existing, cfg.retry_failed)
+    summary.already_done = sorted_out.done
+    if not sorted_out.todo:
+        _say(ctx, f"{name}: nothing to do; {sorted_out.done} utterances already extracted"
+             + (f", {len(sorted_out.failed_before)} failed earlier (--retry-failed to retry)"
+                if sorted_out.failed_before else ""))
+        return summary
+    encoder = load_encoder(cfg.model, device, cfg.precision, cfg.whisper_mode)
+    frame_shape = _frame_shape(encoder, layers)
+    outcome = _plan(ctx, cfg, writer, encoder, layers, frame_shape, sorted_out) if ctx.is_main else None
+    outcome = ctx.broadcast(outcome)
+    if isinstance(outcome, str):
+        raise ExtractionError(outcome)
+    plan_parts, samples = outcome
+    mine = [p for i, p in enumerate(plan_parts) if i % ctx.world == ctx.rank]
+    local = _run_parts(ctx, cfg, writer, encoder, layers, frame_shape, mine, samples, utterances)
+    ctx.barrier()
+    for other in ctx.gather(local):
+        summary.extracted += other.extracted
+        summary.clipped += other.clipped
+        summary.audio_seconds += other.audio_seconds
+        summary.parts += other.parts
+    summary.failures = store[name].failures
+    summary.seconds = time.perf_counter() - started
+    if ctx.is_main:
+        _report(summary, store)
+    return summary
+
+
+def _say(ctx, message: str) -> None:
+    if ctx.is_main:
+        print(message, file=sys.stderr)
+
+
+def _frame_shape(encoder: AudioEncoder, layers: LayerSpec) -> list[int]:
+    count = len(layers.resolve(encoder.n_hidden))
+    return [count, encoder.dim] if layers.stacked else [encoder.dim]
+
+
+def _plan(ctx, cfg: ExtractConfig, writer: FeatureSetWriter, encoder: AudioEncoder, layers: LayerSpec,
+          frame_shape: list[int], sorted_out) -> tuple[list[dict[str, Any]], dict[str, int]] | str:
+    """Rank 0 only. Returns the parts to run and each utterance's length, or an error message."""
+    try:
+        writer.ensure_metadata({**encoder.provenance(), "layers": layers.text,
+                                "layer_indices": layers.resolve(encoder.n_hidden), "reduction": layers.reduce,
+                                "frame_shape": frame_shape, "whisper_mode": getattr(encoder, "mode", None),
+                                "toolkit": "sercache", "toolkit_version": _version()})
+    except CacheError as err:
+        return str(err)
+    writer.remove_temporaries()
+    pending, failures = probe_all(sorted_out.todo, encoder.num_frames, encoder.min_samples, cfg.progress)
+    if failures and cfg.on_error == "stop":
+        return _bad_input_message(failures)
+    committed = set(writer.committed())
+    kept, next_number = merge_plan(writer.read_plan(), committed, {p.utt.id for p in pending})
+    covered = {uid for part in kept for uid in part["ids"]}
+    row_bytes = cfg.storage().row_bytes(frame_shape)
+    new_pending = [p for p in pending if p.utt.id not in covered]
+    new = make_parts(new_pending, row_bytes, cfg.part_megabytes, next_number)
+    if failures:  # skip mode: header failures are recorded with the first part of this run
+        if not new:
+            new = [{"part": next_number, "ids": [], "failures": []}]
+        new[0]["failures"] = failures
+    problem = _check_disk(cfg, writer, pending, row_bytes)
+    if problem:
+        return problem
+    writer.write_plan({"parts": kept + new})
+    return kept + new, {p.utt.id: p.samples for p in pending}
+
+
+def _bad_input_message(failures: list[dict[str, Any]]) -> str:
+    shown = "\n  ".join(f["error"] for f in failures[:20])
+    more = f"\n  ... and {len(failures) - 20} more" if len(failures) > 20 else ""
+    return (f"{len(failures)} utterance(s) cannot be extracted; nothing was written for them:\n  {shown}{more}\n"
+            "Fix or remove them, or pass --on-error skip to record them as failures and go on.")
+
+
+def _check_disk(cfg: ExtractConfig, writer: FeatureSetWriter, pending: list[Pending], row_bytes: int) -> str | None:
+    needed = sum(p.frames for p in pending) * row_bytes
+    hours = sum(p.samples for p in pending) / SAMPLE_RATE / 3600
+    free = shutil.disk_usage(writer.store.root).free
+    per_100h = needed / max(hours, 1e-9) * 100 / 1e9
+    print(f"{writer.name}: {len(pending)} utterances, {hours:.2f} h of audio; projected size "
+          f"{needed / 1e9:.2f} GB uncompressed ({per_100h:.1f} GB per 100 h); free disk {free / 1e9:.1f} GB",
+          file=sys.stderr)
+    if needed * 1.05 > free and not cfg.force:
+        return (f"{writer.store.root}: projected {needed / 1e9:.2f} GB does not fit in {free / 1e9:.2f} GB free; "
+                "free space, pick fewer layers or a smaller dtype, or pass --force")
+    return None
+
+
+def _version() -> str:
+    from sercache import __version__
+
+    return __version__
+
+
+class _AudioBatches(torch.utils.data.Dataset):
+    """Decodes one batch of audio per item; runs in DataLoader worker processes."""
+
+    def __init__(self, jobs: list[tuple[int, list[Pending]]]):
+        self.jobs = jobs
+
+    def __len__(self) -> int:
+        return len(self.jobs)
+
+    def __getitem__(self, index: int):
+        part, items = self.jobs[index]
+        loaded = []
+        for item in items:
+            try:
+                loaded.append((item, load(item.utt)))
+            except AudioError as err:
+                loaded.append((item, str(err)))
+        return part, loaded
+
+
+def _run_parts(ctx, cfg: ExtractConfig, writer: FeatureSetWriter, encoder: AudioEncoder, layers: LayerSpec,
+               frame_shape: list[int], parts: list[dict[str, Any]], samples: dict[str, int],
+               utterances: dict) -> ExtractionSummary:
+    summary = ExtractionSummary(writer.name)
+    jobs: list[tuple[int, list[Pending]]] = []
+    for part in parts:
+        pending = [Pending(utterances[u], samples[u], 0) for u in part["ids"]]
+        jobs += [(part["part"], b) for b in batches(pending, encoder.cost, int(cfg.batch_seconds * SAMPLE_RATE),
+                                                    cfg.max_batch)]
+    open_batches = Counter(number for number, _ in jobs)
+    records: dict[int, list[UtteranceRecord]] = {p["part"]: [] for p in parts}
+    failures: dict[int, list[dict[str, Any]]] = {p["part"]: list(p["failures"]) for p in parts}
+    for part in parts:  # parts whose every utterance failed in the header check
+        if part["part"] not in open_batches:
+            open_batches[part["part"]] = 0
+    loader = torch.utils.data.DataLoader(_AudioBatches(jobs), batch_size=None, num_workers=cfg.workers,
+                                         prefetch_factor=4 if cfg.workers else None)
+    total = sum(len(b) for _, b in jobs)
+    bar = tqdm(total=total, unit="utt", desc=writer.name, disable=not (cfg.progress and ctx.is_main),
+               dynamic_ncols=True)
+    pool = ThreadPoolExecutor(max_workers=1)
+    futures: list[Future] = []
+    started = time.perf_counter()
+
+    def commit(number: int) -> None:
+        futures.append(pool.submit(writer.commit_part, number, records.pop(number), frame_shape,
+                                   failures.pop(number), {"rank": ctx.rank}))
+        summary.parts += 1
+
+    try:
+        for number in [n for n, count in open_batches.items() if count == 0]:
+            commit(number)
+        for number, loaded in loader:
+            _encode_batch(cfg, encoder, layers, loaded, records[number], failures[number], summary)
+            open_batches[number] -= 1
+            if open_batches[number] == 0:
+                commit(number)
+            _raise_writer_errors(futures)
+            bar.update(len(loaded))
+            hours = summary.audio_seconds / 3600
+            bar.set_postfix_str(f"{hours / max(time.perf_counter() - started, 1e-9):.3f} audio-h/s")
+    finally:
+        bar.close()
+        pool.shutdown(wait=True)
+    for future in futures:
+        summary.clipped += future.result().clipped
+    return summary
+
+
+def _raise_writer_errors(futures: list[Future]) -> None:
+    for future in futures:
+        if future.done() and future.exception() is not None:
+            raise future.exception()
+
+
+def _encode_batch(cfg: ExtractConfig, encoder: AudioEncoder, layers: LayerSpec, loaded: list,
+                  records: list[UtteranceRecord], failures: list[dict[str, Any]], summary: ExtractionSummary) -> None:
+    good = []
+    for item, audio in loaded:
+        if isinstance(audio, str):
+            _fail(cfg, item, AudioError(audio), failures)
+        elif len(audio.samples) < encoder.min_samples:
+            _fail(cfg, item, AudioError(f"{item.utt.path}: too short after decoding ({len(audio.samples)} samples; "
+                                        f"needs {encoder.min_samples}) (utterance {item.utt.id!r})"), failures)
+        else:
+            good.append((item, audio))
+    if not good:
+        return
+    outputs = encoder.encode([audio.samples for _, audio in good], layers)
+    for (item, audio), frames in zip(good, outputs):
+        expected = encoder.num_frames(len(audio.samples))
+        if frames.shape[0] != expected:
+            raise ExtractionError(f"internal: {item.utt.id}: {frames.shape[0]} frames, expected {expected}")
+        if not torch.isfinite(frames).all():
+            _fail(cfg, item, ExtractionError(f"{item.utt.path}: encoder output has NaN/inf (utterance "
+                                             f"{item.utt.id!r}); try --precision fp32"), failures)
+            continue
+        records.append(UtteranceRecord(item.utt.id, frames.numpy(), audio.fingerprint, item.utt.source, audio.stat))
+        summary.extracted += 1
+        summary.audio_seconds += len(audio.samples) / SAMPLE_RATE
+
+
+def _fail(cfg: ExtractConfig, item: Pending, err: Exception, failures: list[dict[str, Any]]) -> None:
+    if cfg.on_error == "stop":
+        raise ExtractionError(f"{err}\nStopped; every part committed so far is intact, the part in progress was "
+                              "discarded. Fix the file, or pass --on-error skip.")
+    failures.append(failure_record(item.utt, err))
+
+
+def _report(summary: ExtractionSummary, store: Store) -> None:
+    size = sum(p.stat().st_size for p in (store.root / summary.name).rglob("*") if p.is_file())
+    lines = [
+        f"{summary.name}: extracted {summary.extracted} utterances ({summary.audio_seconds / 3600:.2f} h) "
+        f"in {summary.seconds:.1f} s into {summary.parts} part(s); {summary.already_done} were already there",
+        f"  store: {store.root / summary.name} ({size / 1e6:.1f} MB on disk)",
+    ]
+    if summary.clipped:
+        lines.append(f"  float16 guard: {summary.clipped} values beyond +-65504 were clipped (--dtype bfloat16 keeps them)")
+    if summary.failures:
+        lines.append(f"  {len(summary.failures)} utterance(s) failed and were recorded in the store:")
+        lines += [f"    {f['id']}: {f['error']}" for f in summary.failures[:20]]
+    print("\n".join(lines), file=sys.stderr)
