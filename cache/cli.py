@@ -55,14 +55,14 @@ def _info(args) -> int:
     if not rows:
         print("  (no feature sets)")
         return 0
-    print(_table(rows))
+    print(format_table(rows))
     for name in store.feature_sets():
         for failure in store[name].failures[:10]:
             print(f"  failed in {name}: {failure['id']}: {failure['error']}")
     return 0
 
 
-def _table(rows: list[dict]) -> str:
+def format_table(rows: list[dict]) -> str:
     keys = list(rows[0])
     widths = {k: max(len(k), *(len(str(r[k])) for r in rows)) for k in keys}
     line = lambda r: "  ".join(str(r[k]).ljust(widths[k]) for k in keys)  # noqa: E731

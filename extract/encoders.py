@@ -104,6 +104,10 @@ class AudioEncoder:
     def encode(self, waves: list[np.ndarray], layers: LayerSpec) -> list[torch.Tensor]:
         raise NotImplementedError
 
+    def check_layers(self, layers: LayerSpec) -> None:
+        """Fail before any work when the spec asks for layers this encoder does not have."""
+        layers.resolve(self.n_hidden)
+
     def provenance(self) -> dict[str, Any]:
         import transformers
 
@@ -175,9 +179,15 @@ def load_encoder(model: str, device: str | torch.device = "cpu", precision: str 
     """Load any supported checkpoint (short name, hub id or local directory) for extraction."""
     from transformers import AutoConfig
 
-    name = resolve_name(model)
+    from .bundled import resolve_bundled
+    from .ctranslate2_whisper import CTranslate2WhisperFrames, is_ctranslate2_dir
+
+    name = resolve_bundled(model) or resolve_name(model)
     device = torch.device(device)
     dtype = pick_dtype(precision, device)
+    if is_ctranslate2_dir(name):
+        compute = {torch.float32: "float32", torch.float16: "float16", torch.bfloat16: "bfloat16"}[dtype]
+        return CTranslate2WhisperFrames(name, device, whisper_mode, compute)
     try:
         config = AutoConfig.from_pretrained(name)
     except Exception as err:

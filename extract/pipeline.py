@@ -67,6 +67,7 @@ def run_extraction(cfg: ExtractConfig) -> ExtractionSummary:
                 if sorted_out.failed_before else ""))
         return summary
     encoder = load_encoder(cfg.model, device, cfg.precision, cfg.whisper_mode)
+    encoder.check_layers(layers)
     frame_shape = _frame_shape(encoder, layers)
     outcome = _plan(ctx, cfg, writer, encoder, layers, frame_shape, sorted_out) if ctx.is_main else None
     outcome = ctx.broadcast(outcome)

@@ -4,6 +4,7 @@ checksums catching corruption, provenance checks, superseded rows."""
 from __future__ import annotations
 
 import json
+import os
 import zlib
 
 import numpy as np
@@ -205,3 +206,27 @@ def test_missing_feature_set_error_lists_available(tmp_path):
         open_store(store.root)["wavlm-large/L-1"]
     with pytest.raises(CacheError, match="missing"):
         open_store(tmp_path / "nowhere")
+
+
+def test_cache_schema_md_snippet_runs_verbatim(tmp_path):
+    """The reading recipe in cache_schema.md works as written on a real store."""
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "cache_schema.md").read_text()
+    snippet = re.search(r"## Reading with plain zarr\s+```python\n(.*?)```", text, re.S).group(1)
+    store = Store.create(tmp_path / "STORE")
+    writer = FeatureSetWriter(store, "wavlm-large/L-1", StorageConfig(dtype="bfloat16", chunk_frames=16))
+    writer.ensure_metadata(PROVENANCE)
+    recs = records(3)
+    recs[1].id = "MSP-PODCAST_0001_0008.wav"
+    writer.commit_part(0, recs, [8])
+    namespace: dict = {}
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        exec(compile(snippet, "cache_schema.md", "exec"), namespace)
+    finally:
+        os.chdir(cwd)
+    expected = torch.from_numpy(recs[1].features).bfloat16().float().numpy()
+    np.testing.assert_array_equal(namespace["rows"], expected)

