@@ -168,9 +168,12 @@ class FeatureSet:
     def iter_utterances(self, ids: Sequence[str] | None = None, verify: bool = False
                         ) -> Iterator[tuple[str, np.ndarray]]:
         """Stream utterances part by part (one sequential read per part), in store order."""
-        wanted = set(self.ids if ids is None else ids)
+        by_part: dict[int, list[tuple[str, UtteranceEntry]]] = {}
+        for uid in (self.ids if ids is None else ids):
+            e = self.entry(uid)
+            by_part.setdefault(e.part, []).append((uid, e))
         for number, path in sorted(self._parts.items()):
-            mine = [(u, e) for u, e in self._entries.items() if e.part == number and u in wanted]
+            mine = sorted(by_part.get(number, []), key=lambda item: item[1].offset)
             if not mine:
                 continue
             part = open_part(path)

@@ -143,6 +143,14 @@ def _store_contents(root: Path, name: str) -> dict:
     return {"parts": parts, "frames": {u: fs.get(u, verify=True) for u in fs.ids}}
 
 
+def _alive(pid: str) -> bool:
+    """Running, as opposed to gone or a zombie (dead, waiting for a reaper that some sandboxes lack)."""
+    try:
+        return "\tZ" not in next(line for line in open(f"/proc/{pid}/status") if line.startswith("State"))
+    except FileNotFoundError:
+        return False
+
+
 def _cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "sercache.extract.cli", *args]
 
@@ -162,8 +170,11 @@ def test_kill_minus_nine_then_resume_equals_uninterrupted(tmp_path, tiny_models)
     while victim.poll() is None and committed < 2:
         committed = len(list(parts_dir.glob("p*.zarr"))) if parts_dir.exists() else 0
         time.sleep(0.002)
+    workers = subprocess.run(["pgrep", "-P", str(victim.pid)], capture_output=True, text=True).stdout.split()
     victim.send_signal(signal.SIGKILL)
     victim.wait()
+    time.sleep(0.5)
+    assert workers and not [w for w in workers if _alive(w)], "decoding workers outlived the kill"
     reference = _store_contents(tmp_path / "ref", "tiny-whisper/L-1")
     interrupted = len(list(parts_dir.glob("p*.zarr")))
     assert 2 <= interrupted < len(reference["parts"]), "the kill must land mid-run"
