@@ -105,7 +105,8 @@ def copy_feature_set(fs: FeatureSet, target: Store, dtype: str | None, compressi
     batch, frames, number = [], 0, 0
     for uid, rows in fs.iter_utterances(verify=True):
         e = fs.entry(uid)
-        batch.append(UtteranceRecord(uid, rows.astype("float32"), e.fingerprint, e.source, e.source_stat))
+        tokens = fs.token_ids(uid) if fs.meta.get("kind") == "text" else None
+        batch.append(UtteranceRecord(uid, rows.astype("float32"), e.fingerprint, e.source, e.source_stat, tokens))
         frames += len(rows)
         if frames >= budget:
             writer.commit_part(number, batch, fs.frame_shape)

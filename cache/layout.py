@@ -25,6 +25,8 @@ BACKEND_SUFFIX = {"zarr": ".zarr", "hdf5": ".h5"}
 
 # Per-utterance index arrays stored in every part, in this order.
 INDEX_ARRAYS = ("ids", "offsets", "lengths", "checksums", "fingerprints", "sources", "source_stats")
+# Optional arrays with one entry per row of `frames` (text feature sets: the token id of each row).
+ROW_ARRAYS = ("token_ids",)
 
 _FEATURESET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+()\-]*(/[A-Za-z0-9._+()\-]+)*$")
 

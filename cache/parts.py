@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from .layout import INDEX_ARRAYS, CacheError
+from .layout import INDEX_ARRAYS, ROW_ARRAYS, CacheError
 
 COMPRESSIONS = ("none", "blosc-zstd", "blosc-lz4", "gzip")
 
@@ -39,6 +39,8 @@ class PartReader(Protocol):
     attrs: dict[str, Any]
 
     def index(self, name: str) -> np.ndarray: ...
+
+    def has(self, name: str) -> bool: ...
 
     def frames(self, start: int | None = None, stop: int | None = None) -> np.ndarray: ...
 
@@ -74,7 +76,7 @@ def write_zarr_part(path: Path, frames: np.ndarray, index: dict[str, np.ndarray]
                                shards=shards, compressors=_zarr_codecs(layout.compression))
     if frames.shape[0]:
         array[...] = frames
-    for name in INDEX_ARRAYS:
+    for name in INDEX_ARRAYS + tuple(n for n in ROW_ARRAYS if n in index):
         values = index[name]
         dtype = str if values.dtype.kind in "UTO" else values.dtype
         created = group.create_array(name, shape=values.shape, dtype=dtype,
@@ -96,7 +98,7 @@ def write_hdf5_part(path: Path, frames: np.ndarray, index: dict[str, np.ndarray]
     with h5py.File(path, "w-") as handle:
         chunks = (min(layout.chunk_frames, max(1, frames.shape[0])), *frames.shape[1:])
         handle.create_dataset("frames", data=frames, chunks=chunks if frames.shape[0] else None, **options)
-        for name in INDEX_ARRAYS:
+        for name in INDEX_ARRAYS + tuple(n for n in ROW_ARRAYS if n in index):
             values = index[name]
             if values.dtype.kind in "UTO":
                 handle.create_dataset(name, data=values.astype(object), dtype=h5py.string_dtype())
@@ -130,6 +132,9 @@ class ZarrPart:
     def frames(self, start: int | None = None, stop: int | None = None) -> np.ndarray:
         return self._frames[start:stop]
 
+    def has(self, name: str) -> bool:
+        return name in self._group
+
     def close(self) -> None:
         pass
 
@@ -156,6 +161,9 @@ class Hdf5Part:
 
     def frames(self, start: int | None = None, stop: int | None = None) -> np.ndarray:
         return self._frames[start:stop]
+
+    def has(self, name: str) -> bool:
+        return name in self._file
 
     def close(self) -> None:
         self._file.close()

@@ -158,6 +158,16 @@ class FeatureSet:
             self._check_rows(uid, e, rows)
         return decode(rows, self.dtype)
 
+    def token_ids(self, uid: str) -> np.ndarray:
+        """Text sets: the token id behind each row of the utterance."""
+        e = self.entry(uid)
+        if e.part not in self._open:
+            self._open[e.part] = open_part(self._parts[e.part])
+        part = self._open[e.part]
+        if not part.has("token_ids"):
+            raise CacheError(f"{self.name}: a {self.meta.get('kind')} feature set has no token ids")
+        return part.index("token_ids")[e.offset:e.offset + e.length]
+
     def _check_rows(self, uid: str, e: UtteranceEntry, rows: np.ndarray) -> None:
         if rows.shape[0] != e.length or checksum(rows) != e.checksum:
             raise CacheError(

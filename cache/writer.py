@@ -76,6 +76,7 @@ class UtteranceRecord:
     fingerprint: str
     source: str
     source_stat: str
+    token_ids: np.ndarray | None = None  # text sets: one token id per row
 
 
 @dataclass
@@ -175,6 +176,10 @@ class FeatureSetWriter:
             "sources": np.array([r.source for r in records], dtype=str),
             "source_stats": np.array([r.source_stat for r in records], dtype=str),
         }
+        if records and records[0].token_ids is not None:
+            index["token_ids"] = np.concatenate([np.asarray(r.token_ids, dtype=np.int32) for r in records])
+            if len(index["token_ids"]) != frames.shape[0]:
+                raise CacheError("token_ids must have one entry per row of frames")
         return frames, index, clipped
 
     # The extraction plan: which utterances go to which part. Persisting it makes a resumed

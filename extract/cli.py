@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ExtractionError, CacheError, EncoderError, LayerSpecError, ManifestError) as err:
         print(f"extract-features: error: {err}", file=sys.stderr)
         return 2
-    return 1 if summary.failures and cfg.on_error == "stop" else 0
+    return 1 if getattr(summary, "failures", None) and cfg.on_error == "stop" else 0
 
 
 if __name__ == "__main__":

@@ -21,13 +21,17 @@ def _opt(help: str, choices: tuple[str, ...] | None = None):
 
 @dataclass
 class ExtractConfig:
-    input: str = field(metadata={"help": "manifest (.csv/.tsv/.jsonl with id,path[,start,end]) or audio directory "
-                                         "(an MSP-Podcast root with Audios/ works as is)"})
-    store: str = field(metadata={"help": "store directory (created if missing)"})
+    input: str = field(default="", metadata={
+        "help": "manifest (.csv/.tsv/.jsonl with id,path[,start,end]) or audio directory "
+                "(an MSP-Podcast root with Audios/ works as is); not used with --text"})
+    store: str = field(default="", metadata={"help": "store directory (created if missing)"})
     model: str = field(default="whisper-large-v3", metadata={
         "help": "short name (wavlm-large, hubert-xlarge, whisper-large-v3, ...), hub id, or local checkpoint directory"})
-    layers: str = field(default="-1", metadata={
-        "help": "hidden layers: -1, -3, -4..-1 (stacked), 3,6,9, all, mean(-4..-1)"})
+    layers: str = field(default="", metadata={
+        "help": "hidden layers: -1, -3, -4..-1 (stacked), 3,6,9, all, mean(-4..-1) "
+                "(default: -1 for audio, mean(-4..-1) for text encoders)"})
+    text: str = field(default="", metadata={
+        "help": "text encoders (roberta-large, ...): the store's text set to encode, e.g. asr/whisper-large-v2"})
     name: str = field(default="", metadata={"help": "feature-set name (default: MODEL/LAYER-TAG, e.g. wavlm-large/L-1)"})
     whisper_mode: str = field(default="padded", metadata={
         "help": "Whisper: padded = run 30-s input, keep valid frames; trimmed = run only the needed frames",

@@ -43,13 +43,29 @@ class ExtractionSummary:
 
 
 def feature_set_name(cfg: ExtractConfig) -> str:
-    return cfg.name or f"{default_set_name(cfg.model)}/{parse_layers(cfg.layers).tag}"
+    return cfg.name or f"{default_set_name(cfg.model)}/{parse_layers(cfg.layers or '-1').tag}"
 
 
-def run_extraction(cfg: ExtractConfig) -> ExtractionSummary:
+def run_extraction(cfg: ExtractConfig):
+    """Audio encoders over a manifest, or (with --text / a text model) a text encoder over a text set."""
+    if not cfg.store:
+        raise ExtractionError("--store is required")
+    from .text_features import is_text_model, run_text_extraction
+
+    if cfg.text or is_text_model(cfg.model):
+        if not cfg.text:
+            raise ExtractionError(f"{cfg.model} is a text encoder: pass --text with a text set of the store "
+                                  "(see transcribe / import-transcripts)")
+        return run_text_extraction(cfg)
+    if not cfg.input:
+        raise ExtractionError("--input (a manifest or an audio directory) is required for audio encoders")
+    return _run_audio(cfg)
+
+
+def _run_audio(cfg: ExtractConfig) -> ExtractionSummary:
     ctx, device = distributed.init(cfg.device)
     started = time.perf_counter()
-    layers = parse_layers(cfg.layers)
+    layers = parse_layers(cfg.layers or "-1")
     name = feature_set_name(cfg)
     utterances = {u.id: u for u in load_manifest(cfg.input)}
     if ctx.is_main:

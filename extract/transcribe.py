@@ -1,0 +1,221 @@
+"""`transcribe`: Whisper transcripts into a store's text set, resumable, with per-utterance confidence.
+
+Two backends over the same manifests as audio extraction:
+* openai-whisper (`whisper.load_model(name_or_path)`): clips up to 30 s are decoded in batches
+  with `whisper.decode` on stacked 30-s mel inputs; longer ones go through `whisper.transcribe`.
+* faster-whisper (CTranslate2): `WhisperModel.transcribe` per utterance (its batched pipeline
+  batches the chunks of one long recording, not separate short clips).
+Decoding is deterministic: temperature 0 without fallback, beam search, no conditioning on
+previous text. Whisper's own no-speech rule applies (no_speech_prob > 0.6 and avg_logprob < -1
+gives an empty transcript), and empty or silent audio gives "" without running the model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from sercache.cache import CacheError, Store
+from sercache.cache.texts import TextSetWriter
+from sercache.dataclass_cli import add_dataclass_arguments, from_namespace
+
+from .audio import AudioError, load
+from .manifest import ManifestError, Utterance, load_manifest
+
+BACKENDS = ("faster-whisper", "openai-whisper")
+NO_SPEECH_PROB, LOGPROB_FLOOR = 0.6, -1.0
+WINDOW_SAMPLES = 480000
+
+
+@dataclass
+class TranscribeConfig:
+    input: str = field(metadata={"help": "manifest or audio directory (as for extract-features)"})
+    store: str = field(metadata={"help": "store directory"})
+    model: str = field(default="whisper-large-v2", metadata={
+        "help": "faster-whisper: CTranslate2 directory or size name; openai-whisper: name or .pt checkpoint; "
+                "whisper-base-ct2 = the bundled real whisper-base"})
+    backend: str = field(default="faster-whisper", metadata={"help": "decoder implementation", "choices": BACKENDS})
+    name: str = field(default="", metadata={"help": "text-set name (default: asr/<model name>)"})
+    language: str = field(default="en", metadata={"help": "language code"})
+    beam_size: int = field(default=5, metadata={"help": "beam width (deterministic decoding)"})
+    batch_size: int = field(default=16, metadata={"help": "clips per decoding batch (openai-whisper)"})
+    part_size: int = field(default=256, metadata={"help": "transcripts per committed part (unit of resume)"})
+    device: str = field(default="auto", metadata={"help": "cpu, cuda or auto"})
+    compute_type: str = field(default="default", metadata={"help": "faster-whisper compute type (int8, float16, ...)"})
+    on_error: str = field(default="stop", metadata={"help": "unreadable/missing audio: stop or skip",
+                                                     "choices": ("stop", "skip")})
+    progress: bool = field(default=True, metadata={"help": "show a progress bar"})
+
+
+def _device(name: str) -> str:
+    import torch
+
+    return ("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name
+
+
+class FasterWhisperBackend:
+    def __init__(self, cfg: TranscribeConfig):
+        from faster_whisper import WhisperModel
+
+        from .bundled import resolve_bundled
+
+        self.path = resolve_bundled(cfg.model) or cfg.model
+        self.model = WhisperModel(self.path, device=_device(cfg.device), compute_type=cfg.compute_type)
+        self.cfg = cfg
+
+    def transcribe(self, audios: list[np.ndarray]) -> list[dict[str, Any]]:
+        return [self._one(a) for a in audios]
+
+    def _one(self, audio: np.ndarray) -> dict[str, Any]:
+        segments, _ = self.model.transcribe(audio, language=self.cfg.language, beam_size=self.cfg.beam_size,
+                                            temperature=0.0, condition_on_previous_text=False, vad_filter=False,
+                                            without_timestamps=True)
+        segments = list(segments)
+        return _combine([(s.text, s.avg_logprob, s.no_speech_prob, len(s.tokens)) for s in segments])
+
+
+class OpenAIWhisperBackend:
+    def __init__(self, cfg: TranscribeConfig):
+        import whisper
+
+        self.device = _device(cfg.device)
+        self.model = whisper.load_model(cfg.model, device=self.device)
+        self.path = cfg.model
+        self.cfg = cfg
+
+    def transcribe(self, audios: list[np.ndarray]) -> list[dict[str, Any]]:
+        import torch
+        import whisper
+
+        results: list[dict[str, Any] | None] = [None] * len(audios)
+        short = [i for i, a in enumerate(audios) if len(a) <= WINDOW_SAMPLES]
+        if short:
+            mel = torch.stack([whisper.log_mel_spectrogram(whisper.pad_or_trim(torch.from_numpy(audios[i])),
+                                                           n_mels=self.model.dims.n_mels) for i in short])
+            options = whisper.DecodingOptions(language=self.cfg.language, beam_size=self.cfg.beam_size,
+                                              temperature=0.0, without_timestamps=True, fp16=self.device != "cpu")
+            decoded = whisper.decode(self.model, mel.to(self.device), options)
+            for i, d in zip(short, decoded):
+                results[i] = _combine([(d.text, d.avg_logprob, d.no_speech_prob, len(d.tokens))])
+        for i, audio in enumerate(audios):
+            if results[i] is None:
+                out = whisper.transcribe(self.model, audio, language=self.cfg.language, temperature=0.0,
+                                         beam_size=self.cfg.beam_size, condition_on_previous_text=False,
+                                         fp16=self.device != "cpu")
+                results[i] = _combine([(s["text"], s["avg_logprob"], s["no_speech_prob"], len(s["tokens"]))
+                                       for s in out["segments"]])
+        return results  # type: ignore[return-value]
+
+
+def _combine(segments: list[tuple[str, float, float, int]]) -> dict[str, Any]:
+    """One record per utterance: token-weighted mean log-probability, the first window's no-speech
+    probability, and Whisper's no-speech rule applied per segment."""
+    kept = [s for s in segments if not (s[2] > NO_SPEECH_PROB and s[1] < LOGPROB_FLOOR)]
+    tokens = sum(s[3] for s in segments)
+    avg = sum(s[1] * s[3] for s in segments) / tokens if tokens else None
+    return {"text": " ".join(s[0].strip() for s in kept).strip(), "avg_logprob": avg,
+            "no_speech_prob": segments[0][2] if segments else None, "n_tokens": tokens}
+
+
+def load_backend(cfg: TranscribeConfig):
+    if cfg.backend not in BACKENDS:
+        raise ValueError(f"unknown backend {cfg.backend!r}; choose one of {BACKENDS}")
+    return FasterWhisperBackend(cfg) if cfg.backend == "faster-whisper" else OpenAIWhisperBackend(cfg)
+
+
+def default_text_name(cfg: TranscribeConfig) -> str:
+    from pathlib import Path
+
+    model = Path(cfg.model.rstrip("/")).name.removesuffix(".pt")
+    return cfg.name or f"asr/{model}"
+
+
+@dataclass
+class TranscriptionSummary:
+    name: str
+    transcribed: int = 0
+    already_done: int = 0
+    empty: int = 0
+    failures: list[dict[str, Any]] = field(default_factory=list)
+    seconds: float = 0.0
+    audio_seconds: float = 0.0
+
+
+def run_transcription(cfg: TranscribeConfig) -> TranscriptionSummary:
+    started = time.perf_counter()
+    name = default_text_name(cfg)
+    utterances = load_manifest(cfg.input)
+    writer = TextSetWriter(Store.create(cfg.store), name)
+    done = writer.done()
+    todo = [u for u in utterances if u.id not in done]
+    summary = TranscriptionSummary(name, already_done=len(utterances) - len(todo))
+    if not todo:
+        print(f"{name}: nothing to do; {summary.already_done} utterances already transcribed", file=sys.stderr)
+        return summary
+    backend = load_backend(cfg)
+    writer.ensure_metadata({"kind": "asr", "model": cfg.model, "model_path": str(backend.path),
+                            "backend": cfg.backend, "source": None, "language": cfg.language,
+                            "decoding": {"beam_size": cfg.beam_size, "temperature": 0.0,
+                                         "condition_on_previous_text": False}})
+    bar = tqdm(total=len(todo), unit="utt", desc=name, disable=not cfg.progress)
+    for start in range(0, len(todo), cfg.part_size):
+        chunk = todo[start:start + cfg.part_size]
+        records = _transcribe_part(cfg, backend, chunk, summary, bar)
+        writer.commit(records)
+    bar.close()
+    summary.seconds = time.perf_counter() - started
+    print(f"{name}: transcribed {summary.transcribed} utterances ({summary.audio_seconds / 3600:.2f} h audio, "
+          f"{summary.audio_seconds / max(summary.seconds, 1e-9):.1f}x realtime), {summary.empty} empty, "
+          f"{len(summary.failures)} failed", file=sys.stderr)
+    return summary
+
+
+def _transcribe_part(cfg, backend, chunk: list[Utterance], summary: TranscriptionSummary, bar) -> list[dict]:
+    records, audios, owners = [], [], []
+    for utt in chunk:
+        try:
+            audio = load(utt).samples
+        except AudioError as err:
+            if "is silent" in str(err) or "is empty" in str(err):
+                records.append({"id": utt.id, "text": "", "avg_logprob": None, "no_speech_prob": None,
+                                "n_tokens": 0, "note": str(err)})
+                summary.empty += 1
+                continue
+            if cfg.on_error == "stop":
+                raise
+            summary.failures.append({"id": utt.id, "error": str(err)})
+            continue
+        audios.append(audio)
+        owners.append(utt)
+    for start in range(0, len(audios), cfg.batch_size):
+        batch = audios[start:start + cfg.batch_size]
+        for utt, result in zip(owners[start:start + cfg.batch_size], backend.transcribe(batch)):
+            records.append({"id": utt.id, **result})
+            summary.empty += not result["text"]
+        summary.transcribed += len(batch)
+        summary.audio_seconds += sum(len(a) for a in batch) / 16000
+        bar.update(len(batch))
+    return records
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="transcribe", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_dataclass_arguments(parser, TranscribeConfig)
+    cfg = from_namespace(TranscribeConfig, parser.parse_args(argv))
+    try:
+        run_transcription(cfg)
+    except (AudioError, CacheError, ManifestError, ValueError, RuntimeError) as err:
+        print(f"transcribe: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
