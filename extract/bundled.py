@@ -47,5 +47,21 @@ def whisper_base_dir(target: Path | None = None) -> Path:
     return target
 
 
+def whisper_base_openai_checkpoint(target: Path | None = None) -> Path:
+    """The same whisper-base weights as an openai-whisper checkpoint, converted once from CTranslate2."""
+    from .ct2_convert import ctranslate2_to_openai_whisper
+
+    source = whisper_base_dir()
+    target = target or cache_home() / "whisper-base-openai.pt"
+    if not target.is_file() or target.stat().st_mtime < (source / "model.bin").stat().st_mtime:
+        ctranslate2_to_openai_whisper(source, target)
+    return target
+
+
 def resolve_bundled(name: str) -> str | None:
-    return str(whisper_base_dir()) if name in BUNDLED else None
+    """Local path of a bundled model name, assembling it on first use; None for other names."""
+    if name == "whisper-base-ct2":
+        return str(whisper_base_dir())
+    if name == "whisper-base-openai":
+        return str(whisper_base_openai_checkpoint())
+    return None

@@ -1,8 +1,9 @@
 """`transcribe`: Whisper transcripts into a store's text set, resumable, with per-utterance confidence.
 
 Two backends over the same manifests as audio extraction:
-* openai-whisper (`whisper.load_model(name_or_path)`): clips up to 30 s are decoded in batches
-  with `whisper.decode` on stacked 30-s mel inputs; longer ones go through `whisper.transcribe`.
+* openai-whisper (`whisper.load_model(name_or_path)`): clips up to 30 s go through `whisper.decode`
+  on 30-s mel inputs, batched for greedy decoding (its beam search breaks on batches); longer ones
+  go through `whisper.transcribe`.
 * faster-whisper (CTranslate2): `WhisperModel.transcribe` per utterance (its batched pipeline
   batches the chunks of one long recording, not separate short clips).
 Decoding is deterministic: temperature 0 without fallback, beam search, no conditioning on
@@ -84,9 +85,11 @@ class OpenAIWhisperBackend:
     def __init__(self, cfg: TranscribeConfig):
         import whisper
 
+        from .bundled import resolve_bundled
+
         self.device = _device(cfg.device)
-        self.model = whisper.load_model(cfg.model, device=self.device)
-        self.path = cfg.model
+        self.path = resolve_bundled(cfg.model) or cfg.model
+        self.model = whisper.load_model(self.path, device=self.device)
         self.cfg = cfg
 
     def transcribe(self, audios: list[np.ndarray]) -> list[dict[str, Any]]:
@@ -100,7 +103,11 @@ class OpenAIWhisperBackend:
                                                            n_mels=self.model.dims.n_mels) for i in short])
             options = whisper.DecodingOptions(language=self.cfg.language, beam_size=self.cfg.beam_size,
                                               temperature=0.0, without_timestamps=True, fp16=self.device != "cpu")
-            decoded = whisper.decode(self.model, mel.to(self.device), options)
+            mel = mel.to(self.device)
+            # openai-whisper 20250625 fails on beam search over a batch (audio features are not
+            # repeated per beam), so only greedy decoding is batched.
+            step = len(short) if self.cfg.beam_size <= 1 else 1
+            decoded = [d for s in range(0, len(short), step) for d in whisper.decode(self.model, mel[s:s + step], options)]
             for i, d in zip(short, decoded):
                 results[i] = _combine([(d.text, d.avg_logprob, d.no_speech_prob, len(d.tokens))])
         for i, audio in enumerate(audios):

@@ -220,3 +220,21 @@ def test_real_whisper_base_transcribes_synthesized_speech(tmp_path):
     assert ts.text("silent.wav") == ""
     result = score([ts.text(u) for u in spoken], list(spoken.values()))
     assert result.wer < 35, [ts.text(u) for u in spoken]
+
+
+@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not installed (bin/setup-env)")
+def test_converted_real_weights_agree_across_backends(tmp_path):
+    """whisper-base rebuilt for openai-whisper from the CTranslate2 weights transcribes like faster-whisper."""
+    spoken = {"s0.wav": "please close the door behind you", "s1.wav": "the train to the city leaves from platform four"}
+    (tmp_path / "audio").mkdir()
+    for name, text in spoken.items():
+        subprocess.run(["espeak-ng", "-w", str(tmp_path / "audio" / name), text], check=True)
+    texts = {}
+    for backend, model in [("faster-whisper", "whisper-base-ct2"), ("openai-whisper", "whisper-base-openai")]:
+        cfg = TranscribeConfig(input=str(tmp_path / "audio"), store=str(tmp_path / "store"), model=model,
+                               backend=backend, device="cpu", progress=False)
+        run_transcription(cfg)
+        ts = TextSet(open_store(tmp_path / "store"), f"asr/{model}")
+        texts[backend] = [ts.text(u) for u in spoken]
+    for backend, hyps in texts.items():
+        assert score(hyps, list(spoken.values())).wer < 25, (backend, hyps)
