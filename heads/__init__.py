@@ -1,1 +1,23 @@
-"""Stage 2: head training from the cache (see issue tracker)."""
+"""Stage 2: train small speech-emotion heads from the feature cache, many times, quickly.
+
+Python API::
+
+    from sercache.heads import HeadConfig, train
+    result = train(HeadConfig(store="cache/", features=["wavlm-large/L-1"], labels="labels_consensus.csv",
+                              out="runs/focal", loss="focal", gamma=2.0, weights="prior"))
+
+The command line (`train-head`) is built from the same dataclass.
+"""
+
+from .config import HeadConfig
+from .errors import HeadError
+from .labels import MSP_CLASSES, ClassSet, LabelTable
+
+__all__ = ["HeadConfig", "HeadError", "MSP_CLASSES", "ClassSet", "LabelTable", "train"]
+
+
+def train(config: HeadConfig, **kwargs):
+    """Train one head (see heads/train.py); imported lazily so that label tools stay torch-free."""
+    from .train import train as _train
+
+    return _train(config, **kwargs)

@@ -1,0 +1,271 @@
+"""One typed configuration shared by the Python API, the CLI, sweeps and the run directory.
+
+The argparse parser is generated from the dataclass fields, so a new option is added in one
+place and appears everywhere (CLI flag, config.json, sweep grids) with the same name.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+from .errors import HeadError
+
+
+def opt(default: Any, help: str, choices: Sequence[Any] | None = None, group: str = "general") -> Any:
+    """A dataclass field carrying its CLI help text and allowed values."""
+    meta = {"help": help, "choices": tuple(choices) if choices else None, "group": group}
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+LOSSES = ("ce", "focal", "wbce", "kld", "amsoftmax", "ccc")
+SOFT_LOSSES = ("wbce", "kld")  # losses whose formula is written for (soft) label vectors
+
+
+@dataclass
+class HeadConfig:
+    # --- data -----------------------------------------------------------------------------
+    store: str = opt("", "feature store directory (sercache.cache)", group="data")
+    features: list = opt([], "audio feature set(s); several sets with equal frame shape are stacked as "
+                             "layers and mixed by a learned weighted sum", group="data")
+    text_features: list = opt([], "text (token-level) feature set(s)", group="data")
+    corpus: str = opt("msp", "label format", ("msp", "iemocap", "csv"), group="data")
+    labels: str = opt("", "msp: labels_consensus.csv (or its Labels/ dir); iemocap: release root; "
+                          "csv: generic label CSV", group="data")
+    detailed: str = opt("", "msp: labels_detailed.csv (needed for --soft-labels, --min-agreement)", group="data")
+    classes: list = opt([], "class order for --corpus csv (default: sorted labels of the file); for msp a "
+                            "subset of the 8 letters, e.g. A S H N (other classes are left out like O/X)",
+                        group="data")
+    fold: str = opt("", "iemocap: test session 1..5, or 'all' for the 5-fold leave-one-session-out "
+                        "protocol", group="data")
+    iemocap_dev: str = opt("next-session", "iemocap: speaker-disjoint dev set taken from the training "
+                                           "sessions", ("next-session", "next-speaker"), group="data")
+    train_split: str = opt("train", "split used for training", group="data")
+    dev_split: str = opt("dev", "split used for model selection", group="data")
+    test_splits: list = opt([], "splits to predict after training (default: every other split present)",
+                            group="data")
+    include_ox: bool = opt(False, "keep O (Other) / X (no agreement) samples in training (they carry "
+                                  "A/V/D targets and soft labels but no class)", group="data")
+    min_agreement: float = opt(0.0, "keep training samples whose primary-vote agreement is >= this "
+                                    "(CONILIUM P*: 0.6); needs --detailed", group="data")
+    drop_missing: bool = opt(False, "drop labelled utterances missing from the cache instead of failing",
+                             group="data")
+    allow_empty_classes: bool = opt(False, "only warn when a class has no sample in the dev split",
+                                    group="data")
+    max_seconds: float = opt(0.0, "truncate audio beyond this many seconds (0: no limit)", group="data")
+    allow_human_text: bool = opt(False, "accept text features of human transcripts (test sets have none, so "
+                                        "training on them mismatches test-time ASR text)", group="data")
+
+    # --- model ----------------------------------------------------------------------------
+    fusion: str = opt("early", "how modalities are combined (one modality given: that modality only)",
+                      ("early", "late", "deep"), group="model")
+    hidden: int = opt(512, "hidden size of the MLPs", group="model")
+    d_model: int = opt(512, "transformer width", group="model")
+    layers: int = opt(2, "transformer layers per modality", group="model")
+    heads: int = opt(1, "attention heads", group="model")
+    ff_dim: int = opt(2048, "transformer feed-forward size", group="model")
+    deep_layers: int = opt(2, "transformer layers over the time-concatenated modalities (--fusion deep)",
+                           group="model")
+    dropout: float = opt(0.1, "dropout", group="model")
+    pooling: str = opt("mean", "masked mean pooling or attentive statistics pooling", ("mean", "attentive"),
+                       group="model")
+
+    # --- task and objective ---------------------------------------------------------------
+    task: str = opt("auto", "class: categorical; avd: arousal/valence/dominance; both (auto: avd for "
+                            "--loss ccc, else class)", ("auto", "class", "avd", "both"), group="objective")
+    loss: str = opt("ce", "classification loss (ccc: regression only)", LOSSES, group="objective")
+    gamma: float = opt(2.0, "focal loss exponent", group="objective")
+    am_margin: float = opt(0.2, "AM-Softmax cosine margin", group="objective")
+    am_scale: float = opt(30.0, "AM-Softmax scale", group="objective")
+    weights: str = opt("uniform", "class weights: uniform w=1, prior w=N/N_j", ("uniform", "prior"),
+                       group="objective")
+    weights_from: str = opt("train", "split the prior weights are counted on", ("train", "dev"),
+                            group="objective")
+    weight_norm: str = opt("none", "scale prior weights: none; classes: divide by C (baseline N/(C N_j)); "
+                                   "mean: mean weight 1", ("none", "classes", "mean"), group="objective")
+    weight_power: float = opt(1.0, "raise class weights to this power (MEDUSA: 0.5)", group="objective")
+    loss_norm: str = opt("n", "normaliser of hard-label losses: n = 1/N (paper), weight-sum = 1/sum w_y "
+                              "(torch CrossEntropyLoss(weight=))", ("n", "weight-sum"), group="objective")
+    soft_labels: str = opt("", "train on annotator distributions: P primary votes, S secondary mentions",
+                           ("", "P", "S"), group="objective")
+    annotation_dropout: float = opt(0.0, "SAIL: drop each annotator with this probability when forming "
+                                         "soft labels, per step", group="objective")
+    aux: str = opt("", "auxiliary task", ("", "gender"), group="objective")
+    aux_weight: float = opt(1.0, "L = L_emotion + aux_weight * L_aux", group="objective")
+    avd_loss: str = opt("ccc", "regression loss for --task both/avd", ("ccc", "mse"), group="objective")
+    avd_weight: float = opt(1.0, "weight of the A/V/D loss in --task both (MEDUSA: 0.4 with mse)",
+                            group="objective")
+
+    # --- sampling and optimisation ----------------------------------------------------------
+    sampler: str = opt("shuffle", "shuffle: every sample once; undersample: min_j N_j per class per epoch; "
+                                  "balanced: draw with weight 1/f_class", ("shuffle", "undersample", "balanced"),
+                       group="training")
+    batch_size: int = opt(128, "training batch size", group="training")
+    bucket_batches: int = opt(32, "batches per length-sorting window (1: no length bucketing)",
+                              group="training")
+    lr: float = opt(1e-4, "AdamW learning rate", group="training")
+    weight_decay: float = opt(0.01, "AdamW weight decay", group="training")
+    max_epochs: int = opt(20, "maximum epochs", group="training")
+    patience: int = opt(5, "early stopping: epochs without dev improvement (0: off)", group="training")
+    plateau_patience: int = opt(2, "ReduceLROnPlateau patience", group="training")
+    plateau_factor: float = opt(0.5, "ReduceLROnPlateau factor", group="training")
+    grad_clip: float = opt(0.0, "clip gradient norm (0: off)", group="training")
+    select: str = opt("auto", "dev metric for the best checkpoint: macro-f1, ccc (mean), or the USC "
+                              "balanced-subsample version of the task's metric",
+                      ("auto", "macro-f1", "ccc", "balanced"), group="training")
+    balanced_k: int = opt(0, "samples per class per trial for --select balanced (0: smallest dev class)",
+                          group="training")
+    balanced_trials: int = opt(10, "trials for --select balanced", group="training")
+    two_stage_epoch: int = opt(0, "MEDUSA: from this epoch (1-based) train undersampled, unweighted, at a "
+                                  "lower lr (0: off)", group="training")
+    stage2_lr_factor: float = opt(0.1, "lr multiplier of the second stage", group="training")
+    mixup_p: float = opt(0.0, "manifold mixup probability per batch (MEDUSA: 0.3)", group="training")
+    mixup_alpha: float = opt(0.2, "manifold mixup Beta(alpha, alpha)", group="training")
+
+    # --- runtime --------------------------------------------------------------------------
+    out: str = opt("runs/head", "run directory", group="runtime")
+    seed: int = opt(0, "random seed (same seed, same numbers on CPU)", group="runtime")
+    device: str = opt("auto", "cpu, cuda, cuda:N or auto", group="runtime")
+    placement: str = opt("auto", "where features live: device memory, pinned host memory, or streamed "
+                                 "from the store", ("auto", "device", "host", "stream"), group="runtime")
+    amp: str = opt("auto", "bf16 autocast (auto: on for CUDA)", ("auto", "bf16", "off"), group="runtime")
+    eval_batch_size: int = opt(512, "batch size for dev/test inference", group="runtime")
+    threads: int = opt(0, "torch CPU threads (0: torch default)", group="runtime")
+    progress: bool = opt(True, "show tqdm progress bars", group="runtime")
+    save_checkpoint: bool = opt(True, "write best.safetensors", group="runtime")
+
+    # ------------------------------------------------------------------------------------------
+    def resolved_task(self) -> str:
+        if self.task != "auto":
+            return self.task
+        return "avd" if self.loss == "ccc" else "class"
+
+    def validate(self) -> "HeadConfig":
+        """Reject impossible combinations with a message naming the option."""
+        for f in dataclasses.fields(self):
+            choices = f.metadata.get("choices")
+            value = getattr(self, f.name)
+            if choices and value not in choices:
+                raise HeadError(f"--{flag(f.name)}: unknown value {value!r}; choose one of "
+                                f"{', '.join(repr(c) for c in choices)}")
+        task = self.resolved_task()
+        if self.loss == "ccc" and task != "avd":
+            raise HeadError("--loss ccc is a regression loss: use --task avd (or --task both with a "
+                            "classification --loss and --avd-loss ccc)")
+        if task in ("class", "both") and self.loss == "ccc":
+            raise HeadError("--task both needs a classification --loss; the A/V/D part uses --avd-loss")
+        if self.loss_norm == "weight-sum" and (self.loss in SOFT_LOSSES or self.soft_labels):
+            raise HeadError("--loss-norm weight-sum is defined for hard-label ce/focal/amsoftmax only; the "
+                            "soft-label formulas of SPEC §3 divide by N (wbce) and N*C (kld)")
+        if self.soft_labels and self.loss == "amsoftmax":
+            raise HeadError("--soft-labels with --loss amsoftmax is not defined; use ce, focal, wbce or kld")
+        if self.annotation_dropout and not self.soft_labels:
+            raise HeadError("--annotation-dropout needs --soft-labels P or S")
+        if not 0.0 <= self.annotation_dropout < 1.0:
+            raise HeadError("--annotation-dropout must be in [0, 1)")
+        if (self.soft_labels or self.min_agreement > 0) and self.corpus != "msp":
+            raise HeadError("--soft-labels / --min-agreement need MSP-Podcast's detailed labels (--corpus msp)")
+        if (self.soft_labels or self.min_agreement > 0) and not self.detailed:
+            raise HeadError("--soft-labels / --min-agreement need --detailed labels_detailed.csv")
+        if not self.features and not self.text_features:
+            raise HeadError("no input: give --features (audio) and/or --text-features")
+        if self.d_model % self.heads:
+            raise HeadError(f"--d-model {self.d_model} is not divisible by --heads {self.heads}")
+        for name in ("batch_size", "max_epochs", "hidden", "d_model", "eval_batch_size", "bucket_batches"):
+            if getattr(self, name) < 1:
+                raise HeadError(f"--{flag(name)} must be >= 1")
+        if not 0.0 <= self.mixup_p <= 1.0:
+            raise HeadError("--mixup-p must be in [0, 1]")
+        if self.select == "macro-f1" and task == "avd":
+            raise HeadError("--select macro-f1 needs a classification task")
+        if self.select == "ccc" and task == "class":
+            raise HeadError("--select ccc needs --task avd or both")
+        if self.corpus == "iemocap" and self.fold not in ("", "all", "1", "2", "3", "4", "5"):
+            raise HeadError(f"--fold {self.fold!r}: use 1..5 or all")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "HeadConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise HeadError(f"unknown config key(s): {', '.join(unknown)}")
+        return cls(**values)
+
+    def replace(self, **changes: Any) -> "HeadConfig":
+        current = self.to_dict()
+        current.update(changes)
+        return HeadConfig.from_dict(current)
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
+
+
+def flag(name: str) -> str:
+    return name.replace("_", "-")
+
+
+def coerce(name: str, text: str) -> Any:
+    """Parse a string (from a sweep grid) into the type of config field `name`."""
+    fields = {f.name: f for f in dataclasses.fields(HeadConfig)}
+    if name not in fields:
+        raise HeadError(f"unknown config key {name!r}")
+    default = fields[name].default if fields[name].default is not dataclasses.MISSING else []
+    if isinstance(default, bool):
+        low = text.lower()
+        if low not in ("1", "0", "true", "false", "yes", "no"):
+            raise HeadError(f"{name}: {text!r} is not a boolean")
+        return low in ("1", "true", "yes")
+    if isinstance(default, int):
+        return int(text)
+    if isinstance(default, float):
+        return float(text)
+    if isinstance(default, list):
+        return [t for t in text.split("+") if t]
+    return text
+
+
+def _split_list(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
+    """Add one flag per HeadConfig field (lists take several values or comma-separated ones)."""
+    parser = parser or argparse.ArgumentParser()
+    groups: dict[str, Any] = {}
+    defaults = HeadConfig()
+    for f in dataclasses.fields(HeadConfig):
+        group_name = f.metadata.get("group", "general")
+        group = groups.setdefault(group_name, parser.add_argument_group(group_name))
+        default = getattr(defaults, f.name)
+        name = "--" + flag(f.name)
+        help_text = f.metadata.get("help", "")
+        if isinstance(default, bool):
+            group.add_argument(name, action=argparse.BooleanOptionalAction, default=default, help=help_text)
+        elif isinstance(default, list):
+            group.add_argument(name, nargs="+", default=list(default), help=help_text + " (space or comma "
+                                                                                        "separated)")
+        else:
+            kind = type(default)
+            group.add_argument(name, type=kind, default=default, choices=f.metadata.get("choices"),
+                               help=f"{help_text} (default: {default!r})")
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> HeadConfig:
+    values = {}
+    for f in dataclasses.fields(HeadConfig):
+        value = getattr(args, f.name)
+        if isinstance(value, list):
+            value = [item for v in value for item in _split_list(str(v))]
+        values[f.name] = value
+    return HeadConfig(**values)

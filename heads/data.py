@@ -1,0 +1,304 @@
+"""Features resident in contiguous memory, batches built by tensor indexing.
+
+A feature set is loaded once (FeaturePool) into one [total_frames, *frame_shape] tensor plus
+offsets: on the GPU when it fits, in pinned host memory otherwise, streamed from the store
+only when even RAM is too small. A batch is a gather `frames[offsets[idx, None] + arange(T)]`
+with T computed on the host from the known lengths, so building a batch needs no per-utterance
+Python objects and no device->host synchronisation. Several single-layer sets of one modality
+(e.g. L-1 and L-3 of the same encoder) are stacked per batch as layers for the learned mix.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from .errors import HeadError
+from .labels import LabelTable
+
+KINDS = {"audio": "audio", "text": "text"}
+
+
+def _available_host_bytes() -> int:
+    try:
+        with open("/proc/meminfo") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 8 << 30
+
+
+def decide_placement(nbytes: int, device: torch.device, requested: str = "auto") -> str:
+    """'device' (resident on the compute device), 'host' (pinned RAM when the device is a GPU) or 'stream'."""
+    if requested not in ("auto", "device", "host", "stream"):
+        raise HeadError(f"unknown placement {requested!r}; choose auto, device, host or stream")
+    if requested != "auto":
+        return "host" if requested == "device" and device.type == "cpu" else requested
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        if nbytes < 0.85 * free - (2 << 30):
+            return "device"
+    if nbytes < 0.8 * _available_host_bytes():
+        return "host"
+    return "stream"
+
+
+@dataclass
+class LoadedSet:
+    """One feature set for a list of utterances: frames[offsets[i]:offsets[i+1]] is utterance ids[i]."""
+
+    name: str
+    meta: dict
+    frame_shape: tuple
+    ids: list[str]
+    lengths: np.ndarray
+    frames: torch.Tensor | None  # None when streamed
+    offsets: torch.Tensor
+    lengths_t: torch.Tensor
+    fs: object = None
+    index: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.index = {u: i for i, u in enumerate(self.ids)}
+
+
+class FeaturePool:
+    """Feature sets loaded once and shared by every config of a sweep (keyed by set name)."""
+
+    def __init__(self, store: str | Path, device: torch.device, placement: str = "auto", progress: bool = False):
+        from sercache.cache import CacheError, open_store
+
+        try:
+            self.store = open_store(store)
+        except CacheError as err:
+            raise HeadError(f"cannot open feature store {store!s}: {err}") from None
+        self.device, self.requested, self.progress = device, placement, progress
+        self.sets: dict[str, LoadedSet] = {}
+        self.placement: str | None = None
+
+    def featureset(self, name: str):
+        from sercache.cache import CacheError
+
+        try:
+            return self.store[name]
+        except CacheError as err:
+            raise HeadError(str(err)) from None
+
+    def resolve(self, name: str, ids: Sequence[str]) -> list[str | None]:
+        """Cache id of every label id: exact match, else a unique match on the file stem
+        (labels 'Ses01F_impro01_F000' vs cache 'Ses01F_impro01_F000.wav' and the like)."""
+        fs = self.featureset(name)
+        present = set(fs.ids)
+        out: list[str | None] = [u if u in present else None for u in ids]
+        if all(o is not None for o in out):
+            return out
+        stems: dict[str, str | None] = {}
+        for u in present:
+            key = Path(u).stem
+            stems[key] = None if key in stems else u
+        return [o if o is not None else stems.get(Path(u).stem) for u, o in zip(ids, out)]
+
+    def plan(self, names: Sequence[str], ids_per_set: dict[str, list[str]]) -> str:
+        """Decide placement once for everything that will be loaded."""
+        if self.placement is None:
+            total = 0
+            for name in names:
+                fs = self.featureset(name)
+                itemsize = 4 if fs.dtype == "float32" else 2
+                total += int(fs.lengths(ids_per_set[name]).sum()) * int(np.prod(fs.frame_shape)) * itemsize
+            self.placement = decide_placement(total, self.device, self.requested)
+            self.planned_bytes = total
+        return self.placement
+
+    def get(self, name: str, ids: Sequence[str]) -> LoadedSet:
+        loaded = self.sets.get(name)
+        if loaded is not None and all(u in loaded.index for u in ids):
+            return loaded
+        if loaded is not None:  # a later config needs more utterances: load the union once
+            ids = list(dict.fromkeys([*loaded.ids, *ids]))
+        self.sets[name] = self._load(name, list(ids))
+        return self.sets[name]
+
+    def _load(self, name: str, ids: list[str]) -> LoadedSet:
+        fs = self.featureset(name)
+        placement = self.placement or self.plan([name], {name: ids})
+        lengths = fs.lengths(ids)
+        zero = [ids[i] for i in np.flatnonzero(lengths == 0)[:5]]
+        if zero:
+            raise HeadError(f"feature set {name!r}: utterance(s) with 0 frames: {', '.join(zero)}")
+        offsets = torch.zeros(len(ids) + 1, dtype=torch.long)
+        torch.cumsum(torch.as_tensor(lengths), 0, out=offsets[1:])
+        frames = None
+        if placement != "stream":
+            target = self.device if placement == "device" else torch.device("cpu")
+            pin = placement == "host" and self.device.type == "cuda"
+            packed = fs.load(ids, device=str(target), pin_memory=pin)
+            frames = packed.frames
+            check_finite(frames, packed.offsets.to(frames.device), ids, name)
+        dev = frames.device if frames is not None else torch.device("cpu")
+        return LoadedSet(name, dict(fs.meta), tuple(fs.frame_shape), ids, lengths, frames, offsets.to(dev),
+                         torch.as_tensor(lengths).to(dev), fs)
+
+
+def check_finite(frames: torch.Tensor, offsets: torch.Tensor, ids: Sequence[str], name: str,
+                 chunk_rows: int = 1 << 18) -> None:
+    """Refuse NaN/inf features up front (naming the utterance) instead of training on NaN losses."""
+    for start in range(0, frames.shape[0], chunk_rows):
+        block = frames[start:start + chunk_rows].reshape(min(chunk_rows, frames.shape[0] - start), -1)
+        bad = ~torch.isfinite(block).all(dim=1)
+        if bool(bad.any()):
+            row = start + int(torch.nonzero(bad)[0, 0])
+            utt = int(torch.searchsorted(offsets, torch.tensor(row, device=offsets.device), right=True)) - 1
+            raise HeadError(f"feature set {name!r}: utterance {ids[utt]!r} has NaN/inf values "
+                            f"(frame {row - int(offsets[utt])}); re-extract it or drop it from the labels")
+
+
+class Modality:
+    """One input stream of the head (audio or text), gathered per batch from one or more loaded sets."""
+
+    def __init__(self, name: str, sets: list[LoadedSet], table_ids: list[str | None], max_frames: int,
+                 device: torch.device):
+        self.name, self.sets, self.device, self.max_frames = name, sets, device, max_frames
+        first = sets[0]
+        for other in sets[1:]:
+            if other.frame_shape[-1] != first.frame_shape[-1]:
+                raise HeadError(f"{name} feature sets {first.name!r} {list(first.frame_shape)} and {other.name!r} "
+                                f"{list(other.frame_shape)} have different dims; several sets of one modality are "
+                                "stacked as layers and need equal dims")
+            for key in ("frame_rate", "model"):
+                if first.meta.get(key) != other.meta.get(key):
+                    raise HeadError(f"{name} feature sets {first.name!r} and {other.name!r} differ in provenance "
+                                    f"{key!r} ({first.meta.get(key)!r} vs {other.meta.get(key)!r}); only layers of "
+                                    "one encoder can be stacked")
+        layers = sum(s.frame_shape[0] if len(s.frame_shape) == 2 else 1 for s in sets)
+        self.frame_shape = tuple(first.frame_shape) if len(sets) == 1 else (layers, first.frame_shape[-1])
+        present = np.array([u is not None for u in table_ids])
+        # per set: table row -> row in that set (-1: not in the cache)
+        self.packed_np = []
+        for s in sets:
+            idx = np.array([s.index.get(u, -1) if u is not None else -1 for u in table_ids], dtype=np.int64)
+            self.packed_np.append(idx)
+        self.present = present & np.all([p >= 0 for p in self.packed_np], axis=0)
+        lengths = [np.where(p >= 0, s.lengths[np.maximum(p, 0)], 0) for s, p in zip(sets, self.packed_np)]
+        for s, length in zip(sets[1:], lengths[1:]):
+            differ = np.flatnonzero(self.present & (length != lengths[0]))
+            if len(differ):
+                raise HeadError(f"{name} feature sets {sets[0].name!r} and {s.name!r} disagree on the length of "
+                                f"{len(differ)} utterance(s), e.g. {table_ids[differ[0]]!r}")
+        self.lengths = np.minimum(lengths[0], max_frames) if max_frames else lengths[0]
+        self.packed_t = [torch.as_tensor(p).to(s.offsets.device) for p, s in zip(self.packed_np, sets)]
+        self.streamed = any(s.frames is None for s in sets)
+
+    def gather(self, rows: np.ndarray, rows_t: torch.Tensor | None, T: int, dtype: torch.dtype
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Frames [B, T, *frame_shape] and mask [B, T] for table rows (rows_t: the same rows on the data device)."""
+        parts, length = [], None
+        for s, packed_t, packed_np in zip(self.sets, self.packed_t, self.packed_np):
+            if s.frames is None:
+                parts.append(self._stream(s, packed_np[rows], T))
+                continue
+            idx = packed_t[rows_t if rows_t is not None and rows_t.device == packed_t.device
+                           else torch.as_tensor(rows).to(packed_t.device)]
+            length = s.lengths_t[idx]
+            if self.max_frames:
+                length = length.clamp(max=self.max_frames)
+            pos = torch.arange(T, device=idx.device)
+            src = s.offsets[idx][:, None] + torch.minimum(pos[None, :], (length - 1)[:, None])
+            x = s.frames[src]
+            if x.device != self.device:
+                x = x.pin_memory().to(self.device, non_blocking=True) if self.device.type == "cuda" else x.to(self.device)
+            parts.append(x)
+        x = parts[0] if len(parts) == 1 else torch.cat(
+            [p if p.dim() == 4 else p[:, :, None] for p in parts], dim=2)
+        if self.streamed or length.device != self.device:
+            lengths = torch.as_tensor(self.lengths[rows]).to(self.device, non_blocking=True)
+        else:
+            lengths = length  # already on the device: no host->device copy per step
+        mask = torch.arange(T, device=self.device)[None, :] < lengths[:, None]
+        return x.to(dtype), mask
+
+    def _stream(self, s: LoadedSet, packed: np.ndarray, T: int) -> torch.Tensor:
+        out = np.zeros((len(packed), T, *s.frame_shape), dtype=np.float32)
+        for b, p in enumerate(packed):
+            rows = s.fs.get(s.ids[p])[:T]
+            if not np.isfinite(rows).all():
+                raise HeadError(f"feature set {s.name!r}: utterance {s.ids[p]!r} has NaN/inf values")
+            out[b, :len(rows)] = rows
+        return torch.from_numpy(out).to(self.device)
+
+
+def frames_cap(meta: dict, max_seconds: float) -> int:
+    if not max_seconds:
+        return 0
+    rate = meta.get("frame_rate")
+    if not rate:
+        raise HeadError(f"feature set {meta.get('name')!r} records no frame_rate, so --max-seconds cannot be applied")
+    return max(1, int(round(max_seconds * float(rate))))
+
+
+def check_text_sources(pool: "FeaturePool", names: Sequence[str], allow_human: bool) -> None:
+    """All text features of a head must come from one text source, and not from human transcripts
+    unless asked: test sets have only ASR text, so human text in training is a train/test mismatch."""
+    sources = {n: pool.featureset(n).meta.get("text_source") or {} for n in names}
+    distinct = {(s.get("name"), s.get("kind")) for s in sources.values()}
+    if len(distinct) > 1:
+        listed = "; ".join(f"{n}: {s.get('kind')} text {s.get('name')!r}" for n, s in sources.items())
+        raise HeadError(f"text feature sets come from different transcripts ({listed}); use one text source")
+    for name, source in sources.items():
+        if source.get("kind") == "human" and not allow_human:
+            raise HeadError(f"text feature set {name!r} encodes human transcripts ({source.get('name')!r}); test "
+                            "sets have only ASR output, so train on ASR or corrected text (the paper's rule), or "
+                            "pass --allow-human-text to study the mismatch on purpose")
+
+
+def build_modalities(pool: FeaturePool, audio: Sequence[str], text: Sequence[str], table: LabelTable,
+                     needed: np.ndarray, max_seconds: float = 0.0, allow_human_text: bool = False
+                     ) -> dict[str, Modality]:
+    """Check provenance, resolve ids, load (once) and wrap the configured feature sets."""
+    wanted = {"audio": list(audio), "text": list(text)}
+    check_text_sources(pool, text, allow_human_text)
+    resolved: dict[str, list[str | None]] = {}
+    for kind, names in wanted.items():
+        for name in names:
+            meta = pool.featureset(name).meta
+            if meta.get("kind") != kind:
+                flag = "--features" if kind == "audio" else "--text-features"
+                raise HeadError(f"feature set {name!r} has kind {meta.get('kind')!r} in its provenance but was given "
+                                f"as {flag} ({kind})")
+            resolved[name] = pool.resolve(name, table.ids)
+    loads = {n: [r[i] for i in needed if r[i] is not None] for n, r in resolved.items()}
+    pool.plan(list(resolved), loads)
+    modalities = {}
+    for kind, names in wanted.items():
+        if not names:
+            continue
+        sets = [pool.get(n, loads[n]) for n in names]
+        cap = frames_cap(sets[0].meta, max_seconds) if kind == "audio" else 0
+        ids = resolved[names[0]]
+        for n in names[1:]:
+            ids = [a if a == b else None for a, b in zip(ids, resolved[n])]
+        modalities[kind] = Modality(kind, sets, ids, cap, pool.device)
+    return modalities
+
+
+def missing_rows(modalities: dict[str, Modality], rows: np.ndarray) -> dict[str, np.ndarray]:
+    return {k: rows[~m.present[rows]] for k, m in modalities.items() if (~m.present[rows]).any()}
+
+
+def default_device(name: str) -> torch.device:
+    if name == "auto":
+        if not torch.cuda.is_available():
+            return torch.device("cpu")
+        return torch.device(f"cuda:{os.environ.get('LOCAL_RANK', 0)}")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise HeadError(f"--device {name}: CUDA is not available")
+    if name == "cuda" and "LOCAL_RANK" in os.environ:
+        return torch.device(f"cuda:{os.environ['LOCAL_RANK']}")
+    return torch.device(name)

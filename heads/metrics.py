@@ -1,0 +1,90 @@
+"""Classification and regression metrics from one confusion matrix, defined as scikit-learn does.
+
+Computed in numpy (no per-epoch sklearn import cost, no warnings spam); tests assert equality
+with sklearn's f1_score(labels=range(C), zero_division=0), accuracy_score and
+balanced_accuracy_score. Naming, since papers disagree: WA ("weighted accuracy") = accuracy =
+correct / N; UA ("unweighted accuracy") = balanced accuracy = mean recall over the classes
+present in the true labels (sklearn's definition; audmetric averages over true U predicted).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+DEFINITIONS = {
+    "macro_f1": "mean of per-class F1 over all C classes (a class absent from truth and predictions counts 0)",
+    "micro_f1": "F1 of pooled counts = accuracy for single-label classification",
+    "accuracy": "WA: correct / N (sklearn accuracy_score)",
+    "balanced_accuracy": "UA: mean per-class recall over classes present in the truth (sklearn "
+                         "balanced_accuracy_score)",
+    "ccc": "concordance correlation, population moments; ccc_mean = mean over arousal, valence, dominance",
+}
+
+
+def confusion(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:
+    """Rows: true class, columns: predicted class (sklearn's convention)."""
+    y_true, y_pred = np.asarray(y_true, dtype=np.int64), np.asarray(y_pred, dtype=np.int64)
+    return np.bincount(y_true * n_classes + y_pred, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
+
+
+def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, letters: Sequence[str]) -> dict:
+    C = len(letters)
+    cm = confusion(y_true, y_pred, C)
+    tp = np.diag(cm).astype(np.float64)
+    support, predicted = cm.sum(1).astype(np.float64), cm.sum(0).astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        denom = support + predicted
+        f1 = np.where(denom > 0, 2 * tp / np.where(denom > 0, denom, 1), 0.0)
+        recall = np.where(support > 0, tp / np.where(support > 0, support, 1), 0.0)
+    n = cm.sum()
+    accuracy = float(tp.sum() / n) if n else 0.0
+    present = support > 0
+    return {
+        "n": int(n),
+        "macro_f1": float(f1.mean()),
+        "micro_f1": accuracy,
+        "accuracy": accuracy,
+        "balanced_accuracy": float(recall[present].mean()) if present.any() else 0.0,
+        "per_class_f1": {letter: float(v) for letter, v in zip(letters, f1)},
+        "confusion": cm.tolist(),
+    }
+
+
+def ccc_np(pred: np.ndarray, target: np.ndarray) -> float:
+    pred, target = np.asarray(pred, np.float64), np.asarray(target, np.float64)
+    if len(pred) < 2:
+        return float("nan")
+    mp, mt = pred.mean(), target.mean()
+    cov = ((pred - mp) * (target - mt)).mean()
+    denom = pred.var() + target.var() + (mp - mt) ** 2
+    return float(2 * cov / denom) if denom > 0 else 0.0
+
+
+def regression_metrics(pred: np.ndarray, target: np.ndarray, names: Sequence[str] = ("arousal", "valence",
+                                                                                      "dominance")) -> dict:
+    out = {}
+    for j, name in enumerate(names):
+        known = np.isfinite(target[:, j])
+        out[f"ccc_{name}"] = ccc_np(pred[known, j], target[known, j])
+    values = [out[f"ccc_{n}"] for n in names]
+    out["ccc_mean"] = float(np.mean(values)) if all(np.isfinite(values)) else float("nan")
+    return out
+
+
+def balanced_subsample(metric_fn, groups: np.ndarray, n_groups: int, k: int = 0, trials: int = 10,
+                       seed: int = 0) -> float:
+    """USC's balanced view of an imbalanced dev set: mean of metric_fn(rows) over `trials` draws of
+    k rows per class (without replacement; k defaults to the smallest non-empty class)."""
+    rng = np.random.default_rng(seed)
+    by_class = [np.flatnonzero(groups == c) for c in range(n_groups)]
+    by_class = [rows for rows in by_class if len(rows)]
+    if not by_class:
+        return float("nan")
+    k = k or min(len(r) for r in by_class)
+    scores = []
+    for _ in range(trials):
+        rows = np.concatenate([rng.choice(r, size=min(k, len(r)), replace=False) for r in by_class])
+        scores.append(metric_fn(rows))
+    return float(np.mean(scores))

@@ -1,0 +1,212 @@
+"""The Sheffield fusion head (SPEC §2) with every size configurable, plus its variants.
+
+Per modality: [learned layer mix] -> MLP -> transformer encoder (1 head by default) -> pooling.
+Early fusion concatenates the pooled vectors -> MLP -> per-task MLP. Late fusion gives every
+modality its own trunk and task MLPs and averages their outputs (logits, A/V/D, gender logits).
+Deep fusion (MEDUSA) additionally runs transformer layers over the two sequences concatenated
+along time and appends that pooled vector to the early-fusion input.
+
+Padding is handled by masks everywhere: padded frames are zeroed on entry, excluded as keys in
+attention and excluded from pooling, so the values stored in padded positions cannot change any
+output (tested by filling them with garbage).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+@dataclass
+class HeadSpec:
+    """Everything needed to rebuild a head from a checkpoint (sizes, shapes, tasks)."""
+
+    inputs: dict  # modality name -> frame shape, e.g. {"audio": [1280], "text": [1024]} or [L, D]
+    n_classes: int
+    task: str = "class"  # class | avd | both
+    aux: str = ""  # "" | gender
+    fusion: str = "early"
+    hidden: int = 512
+    d_model: int = 512
+    layers: int = 2
+    heads: int = 1
+    ff_dim: int = 2048
+    deep_layers: int = 2
+    dropout: float = 0.1
+    pooling: str = "mean"
+    cosine: bool = False  # AM-Softmax: the class layer outputs cosines
+
+    @classmethod
+    def from_config(cls, cfg, inputs: dict, n_classes: int) -> "HeadSpec":
+        return cls(inputs={k: list(v) for k, v in inputs.items()}, n_classes=n_classes, task=cfg.resolved_task(),
+                   aux=cfg.aux, fusion=cfg.fusion, hidden=cfg.hidden, d_model=cfg.d_model, layers=cfg.layers,
+                   heads=cfg.heads, ff_dim=cfg.ff_dim, deep_layers=cfg.deep_layers, dropout=cfg.dropout,
+                   pooling=cfg.pooling, cosine=cfg.loss == "amsoftmax")
+
+
+def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean over valid frames only; `where` (not multiply) so that inf/NaN in padding cannot leak."""
+    x = torch.where(mask[..., None], x, torch.zeros((), dtype=x.dtype, device=x.device))
+    return x.sum(1) / mask.sum(1, keepdim=True).clamp_min(1).to(x.dtype)
+
+
+class AttentiveStatsPool(nn.Module):
+    """Attentive statistics pooling (Odyssey baseline): attention-weighted mean and std over valid frames."""
+
+    def __init__(self, dim: int, attention_dim: int = 128):
+        super().__init__()
+        self.score = nn.Sequential(nn.Linear(dim, attention_dim), nn.Tanh(), nn.Linear(attention_dim, 1))
+        self.out_dim = 2 * dim
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        x = torch.where(mask[..., None], x, torch.zeros((), dtype=x.dtype, device=x.device))
+        scores = self.score(x)[..., 0].float().masked_fill(~mask, float("-inf"))
+        alpha = torch.softmax(scores, dim=1).to(x.dtype)[..., None]
+        mean = (alpha * x).sum(1)
+        var = (alpha * x * x).sum(1) - mean * mean
+        return torch.cat([mean, var.clamp_min(1e-6).sqrt()], dim=-1)
+
+
+class LayerMix(nn.Module):
+    """Softmax-weighted sum over cached layers (s3prl / USC); starts as the plain average."""
+
+    def __init__(self, n_layers: int):
+        super().__init__()
+        self.logits = nn.Parameter(torch.zeros(n_layers))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # [B, T, L, D] -> [B, T, D]
+        w = torch.softmax(self.logits.float(), 0).to(x.dtype)
+        return torch.einsum("btld,l->btd", x, w)
+
+
+def mlp(n_in: int, hidden: int, n_out: int, dropout: float) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(n_in, hidden), nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden, n_out))
+
+
+class ModalityEncoder(nn.Module):
+    def __init__(self, frame_shape: Sequence[int], spec: HeadSpec):
+        super().__init__()
+        frame_shape = list(frame_shape)
+        self.mix = LayerMix(frame_shape[0]) if len(frame_shape) == 2 and frame_shape[0] > 1 else None
+        self.multi = len(frame_shape) == 2
+        self.proj = mlp(frame_shape[-1], spec.hidden, spec.d_model, spec.dropout)
+        self.encoder = None
+        if spec.layers > 0:
+            layer = nn.TransformerEncoderLayer(spec.d_model, spec.heads, spec.ff_dim, spec.dropout, batch_first=True)
+            self.encoder = nn.TransformerEncoder(layer, spec.layers, enable_nested_tensor=False)
+        self.pool = AttentiveStatsPool(spec.d_model) if spec.pooling == "attentive" else None
+        self.out_dim = 2 * spec.d_model if self.pool is not None else spec.d_model
+
+    def sequence(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        shape = mask.shape + (1,) * (x.dim() - 2)
+        x = torch.where(mask.view(shape), x, torch.zeros((), dtype=x.dtype, device=x.device))
+        if self.multi:
+            x = self.mix(x) if self.mix is not None else x[:, :, 0]
+        h = self.proj(x)
+        if self.encoder is not None:
+            h = self.encoder(h, src_key_padding_mask=~mask)
+        return h
+
+    def pooled(self, h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return self.pool(h, mask) if self.pool is not None else masked_mean(h, mask)
+
+
+class CosineLinear(nn.Module):
+    """cos(theta_j) between the normalised input and normalised class vectors (AM-Softmax)."""
+
+    def __init__(self, n_in: int, n_out: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(n_out, n_in))
+        nn.init.xavier_uniform_(self.weight)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.normalize(x.float(), dim=-1) @ F.normalize(self.weight.float(), dim=-1).t()
+
+
+class TaskHeads(nn.Module):
+    """trunk (the MLP after fusion) + one MLP per task; A/V/D through sigmoid and min-max mapping."""
+
+    def __init__(self, n_in: int, spec: HeadSpec):
+        super().__init__()
+        h = spec.hidden
+        self.trunk = nn.Sequential(nn.Linear(n_in, h), nn.ReLU(), nn.Dropout(spec.dropout))
+        self.task = spec.task
+        if spec.task in ("class", "both"):
+            body = nn.Sequential(nn.Linear(h, h), nn.ReLU(), nn.Dropout(spec.dropout))
+            last = CosineLinear(h, spec.n_classes) if spec.cosine else nn.Linear(h, spec.n_classes)
+            self.classes = nn.Sequential(body, last)
+        if spec.task in ("avd", "both"):
+            self.avd = mlp(h, h, 3, spec.dropout)
+        if spec.aux == "gender":
+            self.gender = mlp(h, h, 2, spec.dropout)
+
+
+class FusionHead(nn.Module):
+    def __init__(self, spec: HeadSpec):
+        super().__init__()
+        self.spec = spec
+        self.names = [m for m in ("audio", "text") if m in spec.inputs]
+        if not self.names:
+            raise ValueError("a head needs an audio and/or a text input")
+        self.encoders = nn.ModuleDict({m: ModalityEncoder(spec.inputs[m], spec) for m in self.names})
+        # USC: outputs mapped to [min, max] of the training targets; set from data before training.
+        self.register_buffer("avd_low", torch.ones(3))
+        self.register_buffer("avd_high", torch.full((3,), 7.0))
+        fusion = spec.fusion if len(self.names) > 1 else "early"
+        self.fusion = fusion
+        pooled = sum(self.encoders[m].out_dim for m in self.names)
+        if fusion == "late":
+            self.branches = nn.ModuleDict({m: TaskHeads(self.encoders[m].out_dim, spec) for m in self.names})
+        else:
+            if fusion == "deep":
+                self.modality_embedding = nn.Parameter(torch.zeros(len(self.names), spec.d_model))
+                layer = nn.TransformerEncoderLayer(spec.d_model, spec.heads, spec.ff_dim, spec.dropout,
+                                                   batch_first=True)
+                self.deep = nn.TransformerEncoder(layer, max(spec.deep_layers, 1), enable_nested_tensor=False)
+                pooled += spec.d_model
+            self.heads = TaskHeads(pooled, spec)
+
+    def forward(self, inputs: dict[str, tuple[torch.Tensor, torch.Tensor]],
+                mix: tuple[torch.Tensor, float] | None = None) -> dict[str, torch.Tensor]:
+        """inputs: modality -> (frames [B, T, *frame_shape], mask [B, T]); mix: (permutation, lambda)."""
+        seqs = {m: self.encoders[m].sequence(*inputs[m]) for m in self.names}
+        pools = {m: self.encoders[m].pooled(seqs[m], inputs[m][1]) for m in self.names}
+        if self.fusion == "late":
+            outs = []
+            for m in self.names:
+                z = self.branches[m].trunk(pools[m])
+                z = _mix(z, mix)
+                outs.append(self._tasks(self.branches[m], z))
+            return {k: torch.stack([o[k].float() for o in outs]).mean(0) for k in outs[0]}
+        parts = [pools[m] for m in self.names]
+        if self.fusion == "deep":
+            seq = torch.cat([seqs[m] + self.modality_embedding[i] for i, m in enumerate(self.names)], dim=1)
+            mask = torch.cat([inputs[m][1] for m in self.names], dim=1)
+            parts.append(masked_mean(self.deep(seq, src_key_padding_mask=~mask), mask))
+        z = _mix(self.heads.trunk(torch.cat(parts, dim=-1)), mix)
+        return self._tasks(self.heads, z)
+
+    def _tasks(self, heads: TaskHeads, z: torch.Tensor) -> dict[str, torch.Tensor]:
+        out = {}
+        if hasattr(heads, "classes"):
+            out["logits"] = heads.classes(z)
+        if hasattr(heads, "avd"):
+            out["avd"] = self.avd_low + (self.avd_high - self.avd_low) * torch.sigmoid(heads.avd(z).float())
+        if hasattr(heads, "gender"):
+            out["gender"] = heads.gender(z)
+        return out
+
+    def layer_weights(self) -> dict[str, list[float]]:
+        return {m: torch.softmax(e.mix.logits.detach().float(), 0).tolist()
+                for m, e in self.encoders.items() if e.mix is not None}
+
+
+def _mix(z: torch.Tensor, mix: tuple[torch.Tensor, float] | None) -> torch.Tensor:
+    if mix is None:
+        return z
+    perm, lam = mix
+    return lam * z + (1.0 - lam) * z[perm]

@@ -1,0 +1,519 @@
+"""The training loop: prepare (all checks), train with dev selection, write the run directory.
+
+Everything that can be wrong with the inputs is checked in `prepare` before the model exists.
+The loop keeps losses on the device (one .item() per epoch), computes batch shapes on the host
+from known lengths, and evaluates dev on *all* dev utterances (one objective over the full set).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .checkpoint import provenance, save_head
+from .config import HeadConfig
+from .data import FeaturePool, Modality, build_modalities, default_device, missing_rows
+from .errors import HeadError
+from .labels import LabelTable, read_labels
+from .losses import Objective, Targets, class_weights, mixed
+from .metrics import balanced_subsample, classification_metrics, regression_metrics
+from .model import FusionHead, HeadSpec
+from .rundir import summary_table, write_epochs, write_json, write_predictions
+from .sampling import epoch_order, length_batches
+
+
+def _note(message: str) -> None:
+    print(message, flush=True)
+
+
+@dataclass
+class Prepared:
+    """Label rows per role, targets on the compute device, and the modalities to gather from."""
+
+    cfg: HeadConfig
+    table: LabelTable
+    modalities: dict[str, Modality]
+    device: torch.device
+    train: np.ndarray
+    dev: np.ndarray  # dev rows scored for selection
+    predict: dict[str, np.ndarray]  # split -> rows written to predictions_<split>.csv
+    groups: np.ndarray  # sampler group of every train row
+    sort_lengths: np.ndarray  # per table row, of the longest modality
+    label_t: torch.Tensor
+    avd_t: torch.Tensor
+    gender_t: torch.Tensor
+    soft_t: torch.Tensor | None
+    annot_t: torch.Tensor | None
+    avd_range: tuple[list[float], list[float]]
+    notes: list[str] = field(default_factory=list)
+
+    def targets(self, rows_t: torch.Tensor, train: bool = False) -> Targets:
+        soft = None
+        if self.soft_t is not None:
+            soft = self.soft_t[rows_t]
+            if train and self.annot_t is not None and self.cfg.annotation_dropout > 0:
+                soft = annotation_dropout(self.annot_t[rows_t], soft, self.cfg.annotation_dropout)
+        return Targets(self.label_t[rows_t], soft, self.avd_t[rows_t], self.gender_t[rows_t])
+
+
+def annotation_dropout(annot: torch.Tensor, full: torch.Tensor, p: float) -> torch.Tensor:
+    """SAIL: recompute each soft label from a random subset of its annotators (each kept with 1 - p);
+    when nothing with a class mention survives, the full distribution is used."""
+    keep = torch.rand(annot.shape[:2], device=annot.device) >= p
+    counts = (annot.float() * keep[..., None]).sum(1)
+    total = counts.sum(1, keepdim=True)
+    return torch.where(total > 0, counts / total.clamp_min(1e-12), full)
+
+
+def _split_error(table: LabelTable, name: str, flag: str) -> HeadError:
+    return HeadError(f"{flag} {name!r}: no such split in the labels (splits: {', '.join(table.splits())})")
+
+
+def select_rows(cfg: HeadConfig, table: LabelTable) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    task = cfg.resolved_task()
+    splits = table.splits()
+    if cfg.train_split not in splits:
+        raise _split_error(table, cfg.train_split, "--train-split")
+    if cfg.dev_split not in splits:
+        raise _split_error(table, cfg.dev_split, "--dev-split")
+    from .labels import MSP
+
+    ox = np.isin(table.letter.astype(str), ["O", "X"]) if table.classes == MSP else np.zeros(len(table), bool)
+    has_class = table.label >= 0
+    if cfg.soft_labels:
+        soft = table.soft(cfg.soft_labels)
+        has_class = has_class | np.isfinite(soft).all(1)
+    has_avd = np.isfinite(table.attributes).any(1)
+    train = table.rows(cfg.train_split)
+    if not cfg.include_ox:
+        train = train[~ox[train]]
+    need = {"class": has_class, "avd": has_avd, "both": has_class | has_avd}[task]
+    train = train[need[train]]
+    if cfg.min_agreement > 0:
+        if table.agreement is None:
+            raise HeadError("--min-agreement needs --detailed labels")
+        keep = np.nan_to_num(table.agreement[train], nan=0.0) >= cfg.min_agreement
+        train = train[keep]
+    if not len(train):
+        raise HeadError(f"no training samples left in split {cfg.train_split!r} after filtering")
+    dev_all = table.rows(cfg.dev_split)
+    dev = dev_all[(table.label[dev_all] >= 0) if task in ("class", "both") else has_avd[dev_all]]
+    if not len(dev):
+        raise HeadError(f"split {cfg.dev_split!r} has no labelled samples to select a checkpoint on")
+    tests = cfg.test_splits or [s for s in splits if s not in (cfg.train_split, cfg.dev_split)]
+    for s in cfg.test_splits:
+        if s not in splits:
+            raise _split_error(table, s, "--test-splits")
+    predict = {cfg.dev_split: dev_all, **{s: table.rows(s) for s in tests}}
+    return train, dev, predict
+
+
+def _class_name(table: LabelTable, j: int) -> str:
+    return f"{table.classes.letters[j]} ({table.classes.names[j]})"
+
+
+def prepare(cfg: HeadConfig, table: LabelTable, pool: FeaturePool, device: torch.device) -> Prepared:
+    """All input checks, then targets and feature modalities. Raises HeadError before any training."""
+    task = cfg.resolved_task()
+    notes: list[str] = []
+    train, dev, predict = select_rows(cfg, table)
+    C = len(table.classes)
+    if task in ("class", "both"):
+        counts = table.class_counts(train)
+        if cfg.soft_labels:  # soft training needs every class to carry some mass somewhere
+            counts = counts + (np.nan_to_num(table.soft(cfg.soft_labels)[train]).sum(0) > 0)
+        empty = [j for j in range(C) if counts[j] == 0]
+        if empty:
+            raise HeadError(f"class(es) {', '.join(_class_name(table, j) for j in empty)} have no samples in split "
+                            f"{cfg.train_split!r}: check --classes / the label file, or the filters applied")
+        dev_counts = table.class_counts(dev)
+        dev_empty = [j for j in range(C) if dev_counts[j] == 0]
+        if dev_empty:
+            msg = (f"class(es) {', '.join(_class_name(table, j) for j in dev_empty)} have no samples in split "
+                   f"{cfg.dev_split!r}, so dev Macro-F1 counts them as 0")
+            if not cfg.allow_empty_classes:
+                raise HeadError(msg + " (pass --allow-empty-classes to accept)")
+            warnings.warn(msg, stacklevel=2)
+    # features: everything that will be touched must be in the cache
+    needed = np.unique(np.concatenate([train, dev, *predict.values()]))
+    modalities = build_modalities(pool, cfg.features, cfg.text_features, table, needed, cfg.max_seconds,
+                                  cfg.allow_human_text)
+    must = {"train": train, "dev": dev}
+    for split, rows in predict.items():
+        if split == cfg.dev_split:
+            continue
+        labelled = rows[(table.label[rows] >= 0) | np.isfinite(table.attributes[rows]).any(1)]
+        present = np.all([m.present[rows] for m in modalities.values()], axis=0)
+        if not present.any() and not (cfg.test_splits and split in cfg.test_splits):
+            notes.append(f"split {split!r}: not in the cache, skipped")
+            predict[split] = rows[:0]
+            continue
+        must[split] = labelled
+    for role, rows in must.items():
+        gone = missing_rows(modalities, rows)
+        if not gone:
+            continue
+        missing = np.unique(np.concatenate(list(gone.values())))
+        example = ", ".join(table.ids[i] for i in missing[:3])
+        where = "; ".join(f"{m}: {len(r)}" for m, r in gone.items())
+        if not cfg.drop_missing:
+            raise HeadError(f"{len(missing)} labelled utterance(s) of {role!r} are missing from the cache ({where}), "
+                            f"e.g. {example}; extract them, or pass --drop-missing to train without them")
+        notes.append(f"{role}: dropped {len(missing)} utterance(s) missing from the cache, e.g. {example}")
+    present = np.all([m.present for m in modalities.values()], axis=0)
+    train, dev = train[present[train]], dev[present[dev]]
+    predict = {s: r[present[r]] for s, r in predict.items()}
+    if not len(train) or not len(dev):
+        raise HeadError("no training or dev samples left after dropping utterances missing from the cache")
+    if task in ("class", "both") and not cfg.soft_labels:
+        counts = table.class_counts(train)
+        if (counts == 0).any():
+            raise HeadError(f"after dropping missing utterances, class(es) "
+                            f"{', '.join(_class_name(table, j) for j in np.flatnonzero(counts == 0))} have no "
+                            "training samples")
+
+    # targets, on the compute device
+    soft_t = annot_t = None
+    if cfg.soft_labels:
+        soft = table.soft(cfg.soft_labels)
+        fallback = ~np.isfinite(soft).all(1) & (table.label >= 0)
+        n_fb = int(fallback[train].sum())
+        if n_fb:
+            notes.append(f"{n_fb} training utterance(s) without a class mention in the detailed labels use their "
+                         "one-hot consensus label")
+        soft[fallback] = np.eye(C, dtype=np.float32)[table.label[fallback]]
+        soft_t = torch.as_tensor(soft).to(device)
+        if cfg.annotation_dropout > 0:
+            annot_t = torch.as_tensor(table.annotations[cfg.soft_labels]).to(device)
+    groups = table.label[train].copy()
+    non_class = groups < 0
+    if non_class.any():
+        codes = {"O": C, "X": C + 1}
+        groups[non_class] = [codes.get(str(l), C + 2) for l in table.letter[train][non_class]]
+    avd = table.attributes
+    low = np.nanmin(avd[train], axis=0) if task in ("avd", "both") else np.ones(3, np.float32)
+    high = np.nanmax(avd[train], axis=0) if task in ("avd", "both") else np.full(3, 7.0, np.float32)
+    low, high = np.nan_to_num(low, nan=1.0), np.nan_to_num(high, nan=7.0)
+    main = modalities.get("audio") or modalities["text"]  # batches are sorted by the dominant modality
+    return Prepared(cfg, table, modalities, device, train, dev, predict, groups, main.lengths,
+                    torch.as_tensor(table.label).to(device), torch.as_tensor(avd).to(device),
+                    torch.as_tensor(table.gender).to(device), soft_t, annot_t,
+                    (low.tolist(), high.tolist()), notes)
+
+
+def seed_everything(seed: int) -> None:
+    import random
+
+    random.seed(seed)
+    np.random.seed(seed % (2 ** 32))
+    torch.manual_seed(seed)
+
+
+def probabilities(outputs: dict[str, torch.Tensor], cfg: HeadConfig) -> dict[str, torch.Tensor]:
+    out = {}
+    if "logits" in outputs:
+        z = outputs["logits"].float()
+        if cfg.loss == "wbce":
+            out["probs"] = torch.sigmoid(z)
+        elif cfg.loss == "amsoftmax":
+            out["probs"] = torch.softmax(cfg.am_scale * z, -1)
+        else:
+            out["probs"] = torch.softmax(z, -1)
+    if "avd" in outputs:
+        out["avd"] = outputs["avd"].float()
+    if "gender" in outputs:
+        out["gender"] = torch.softmax(outputs["gender"].float(), -1)
+    return out
+
+
+def _autocast(device: torch.device, cfg: HeadConfig):
+    use = cfg.amp == "bf16" or (cfg.amp == "auto" and device.type == "cuda")
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=use)
+
+
+def batch_inputs(prep: Prepared, rows: np.ndarray, rows_t: torch.Tensor | None, dtype: torch.dtype
+                 ) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    return {name: m.gather(rows, rows_t, max(int(m.lengths[rows].max()), 1), dtype)
+            for name, m in prep.modalities.items()}
+
+
+@torch.no_grad()
+def infer(model: FusionHead, prep: Prepared, rows: np.ndarray, with_loss: Objective | None = None
+          ) -> tuple[dict[str, np.ndarray], float]:
+    """Outputs for `rows` (in that order), batched longest-first; one host copy at the end."""
+    cfg = prep.cfg
+    model.eval()
+    if not len(rows):
+        return {}, float("nan")
+    order = np.argsort(-prep.sort_lengths[rows], kind="stable")
+    sorted_rows = rows[order]
+    collected: dict[str, list[torch.Tensor]] = {}
+    raw: dict[str, list[torch.Tensor]] = {}
+    for start in range(0, len(sorted_rows), cfg.eval_batch_size):
+        b = sorted_rows[start:start + cfg.eval_batch_size]
+        b_t = torch.as_tensor(b).to(prep.device, non_blocking=True)
+        with _autocast(prep.device, cfg):
+            out = model(batch_inputs(prep, b, b_t, torch.float32))
+        for k, v in out.items():
+            raw.setdefault(k, []).append(v.float())
+        for k, v in probabilities(out, cfg).items():
+            collected.setdefault(k, []).append(v)
+    inverse = np.empty_like(order)
+    inverse[order] = np.arange(len(order))
+    loss = float("nan")
+    if with_loss is not None:
+        outputs = {k: torch.cat(v) for k, v in raw.items()}
+        loss = float(with_loss(outputs, prep.targets(torch.as_tensor(sorted_rows).to(prep.device))))
+    return {k: torch.cat(v).cpu().numpy()[inverse] for k, v in collected.items()}, loss
+
+
+def evaluate(prep: Prepared, rows: np.ndarray, pred: dict[str, np.ndarray]) -> dict[str, Any]:
+    table, task = prep.table, prep.cfg.resolved_task()
+    metrics: dict[str, Any] = {}
+    if "probs" in pred:
+        labelled = table.label[rows] >= 0
+        if labelled.any():
+            metrics.update(classification_metrics(table.label[rows][labelled], pred["probs"][labelled].argmax(1),
+                                                  table.classes.letters))
+    if "avd" in pred:
+        target = table.attributes[rows]
+        if np.isfinite(target).any():
+            metrics.update(regression_metrics(pred["avd"], target))
+            metrics["n_avd"] = int(np.isfinite(target).any(1).sum())
+    if "gender" in pred:
+        known = table.gender[rows] >= 0
+        if known.any():
+            metrics["gender_accuracy"] = float((pred["gender"][known].argmax(1) == table.gender[rows][known]).mean())
+    return metrics
+
+
+def selection_metric(cfg: HeadConfig) -> str:
+    task = cfg.resolved_task()
+    if cfg.select == "auto":
+        return "macro_f1" if task in ("class", "both") else "ccc_mean"
+    if cfg.select == "balanced":
+        return "balanced_macro_f1" if task in ("class", "both") else "balanced_ccc_mean"
+    return {"macro-f1": "macro_f1", "ccc": "ccc_mean"}[cfg.select]
+
+
+def selection_value(prep: Prepared, rows: np.ndarray, pred: dict[str, np.ndarray], metrics: dict, name: str,
+                    seed: int) -> float:
+    if not name.startswith("balanced_"):
+        return float(metrics.get(name, float("nan")))
+    cfg, table = prep.cfg, prep.table
+    labels = table.label[rows]
+    if name == "balanced_macro_f1":
+        def score(sub: np.ndarray) -> float:
+            return classification_metrics(labels[sub], pred["probs"][sub].argmax(1), table.classes.letters)["macro_f1"]
+    else:
+        def score(sub: np.ndarray) -> float:
+            return regression_metrics(pred["avd"][sub], table.attributes[rows][sub])["ccc_mean"]
+    groups = np.where(labels >= 0, labels, -1)
+    return balanced_subsample(score, groups, len(table.classes), cfg.balanced_k, cfg.balanced_trials, seed)
+
+
+@dataclass
+class RunResult:
+    out: Path
+    summary: dict[str, Any]
+
+    @property
+    def dev(self) -> dict:
+        return self.summary["splits"][self.summary["dev_split"]]
+
+    def table(self) -> str:
+        return summary_table(self.summary)
+
+
+def train(cfg: HeadConfig, table: LabelTable | None = None, pool: FeaturePool | None = None,
+          verbose: bool = True) -> RunResult:
+    """Train one head (or the 5 IEMOCAP folds for --fold all) and write its run directory."""
+    cfg.validate()
+    if cfg.corpus == "iemocap" and cfg.fold in ("", "all"):
+        from .folds import run_iemocap_folds
+
+        return run_iemocap_folds(cfg, table, pool, verbose)
+    t_start = time.perf_counter()
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    if table is None:
+        table = read_labels(cfg.corpus, cfg.labels, cfg.detailed, cfg.classes)
+    if cfg.corpus == "iemocap":
+        from .iemocap import iemocap_fold
+
+        table = iemocap_fold(table, int(cfg.fold), cfg.iemocap_dev)
+    device = default_device(cfg.device)
+    if pool is None:
+        if not cfg.store:
+            raise HeadError("--store is required")
+        pool = FeaturePool(cfg.store, device, cfg.placement, cfg.progress)
+    seed_everything(cfg.seed)
+    prep = prepare(cfg, table, pool, device)
+    t_loaded = time.perf_counter()
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    task = cfg.resolved_task()
+
+    # weights, objective, model
+    C = len(table.classes)
+    weights = np.ones(C, np.float32)
+    if task in ("class", "both"):
+        rows = prep.train if cfg.weights_from == "train" else prep.dev
+        counts = table.class_counts(rows)
+        if cfg.soft_labels and cfg.weights == "prior":
+            counts = table.class_counts(rows[table.label[rows] >= 0])
+        weights = class_weights(counts, cfg.weights, cfg.weight_norm, cfg.weight_power)
+    weights_t = torch.as_tensor(weights).to(device)
+    objective = Objective(cfg.loss, weights_t, task, cfg.gamma, cfg.loss_norm, cfg.soft_labels, cfg.am_margin,
+                          cfg.am_scale, cfg.avd_loss, cfg.avd_weight, cfg.aux, cfg.aux_weight)
+    inputs = {name: m.frame_shape for name, m in prep.modalities.items()}
+    spec = HeadSpec.from_config(cfg, inputs, C)
+    torch.manual_seed(cfg.seed)
+    model = FusionHead(spec).to(device)
+    model.avd_low.copy_(torch.as_tensor(prep.avd_range[0]))
+    model.avd_high.copy_(torch.as_tensor(prep.avd_range[1]))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="max", factor=cfg.plateau_factor,
+                                                           patience=cfg.plateau_patience)
+    rng = np.random.default_rng(cfg.seed)
+    mix_gen = torch.Generator().manual_seed(cfg.seed + 1)
+    metric_name = selection_metric(cfg)
+    info = {
+        "classes": table.classes.to_dict(), "task": task, "class_weights": weights.tolist(),
+        "features": {name: [provenance(s.meta) for s in m.sets] for name, m in prep.modalities.items()},
+        "avd_range": {"low": prep.avd_range[0], "high": prep.avd_range[1]},
+        "rows": {"train": int(len(prep.train)), "dev": int(len(prep.dev)),
+                 **{f"predict_{s}": int(len(r)) for s, r in prep.predict.items()}},
+        "device": str(device), "placement": pool.placement, "selection_metric": metric_name,
+        "notes": prep.notes, "torch": torch.__version__,
+    }
+    write_json(out / "config.json", {**cfg.to_dict(), "resolved": info})
+    for note in prep.notes:
+        if verbose:
+            _note(f"note: {note}")
+
+    from tqdm.auto import tqdm
+
+    epochs: list[dict] = []
+    best_value, best_epoch, best_state, since_best = -math.inf, 0, None, 0
+    first_step_s, sampler, wastes = None, cfg.sampler, []
+    dtype = torch.float32
+    for epoch in range(1, cfg.max_epochs + 1):
+        t_epoch = time.perf_counter()
+        if cfg.two_stage_epoch and epoch == cfg.two_stage_epoch:  # MEDUSA stage 2
+            sampler = "undersample"
+            objective.set_weights(torch.ones_like(weights_t))
+            for group in optimizer.param_groups:
+                group["lr"] *= cfg.stage2_lr_factor
+        order = epoch_order(prep.groups, sampler, rng)
+        batches = length_batches(prep.train[order], prep.sort_lengths, cfg.batch_size, cfg.bucket_batches, rng)
+        waste = _waste(prep, batches)
+        wastes.append(waste)
+        all_rows_t = torch.as_tensor(np.concatenate(batches)).to(device, non_blocking=True)
+        mix_draws = torch.rand(len(batches), generator=mix_gen) < cfg.mixup_p if cfg.mixup_p > 0 else None
+        lams = np.random.default_rng(cfg.seed + epoch).beta(cfg.mixup_alpha, cfg.mixup_alpha, len(batches)) \
+            if cfg.mixup_p > 0 else None
+        model.train()
+        loss_sum = torch.zeros((), device=device)
+        start = 0
+        for i, rows in enumerate(tqdm(batches, desc=f"epoch {epoch}", leave=False, disable=not (cfg.progress and verbose))):
+            rows_t = all_rows_t[start:start + len(rows)]
+            start += len(rows)
+            x = batch_inputs(prep, rows, rows_t, dtype)
+            targets = prep.targets(rows_t, train=True)
+            with _autocast(device, cfg):
+                if mix_draws is not None and bool(mix_draws[i]):
+                    perm = torch.randperm(len(rows), generator=mix_gen).to(device)
+                    lam = float(lams[i])
+                    outputs = model(x, (perm, lam))
+                    other = Targets(targets.label[perm], None if targets.soft is None else targets.soft[perm],
+                                    targets.avd[perm], targets.gender[perm])
+                    loss = mixed(objective, outputs, targets, other, lam)
+                else:
+                    loss = objective(model(x), targets)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.grad_clip:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            optimizer.step()
+            loss_sum += loss.detach()
+            if first_step_s is None:
+                if device.type == "cuda":
+                    torch.cuda.synchronize(device)
+                first_step_s = time.perf_counter() - t_start
+        train_loss = float(loss_sum) / max(len(batches), 1)
+        t_train = time.perf_counter() - t_epoch
+        pred, dev_loss = infer(model, prep, prep.dev, objective)
+        metrics = evaluate(prep, prep.dev, pred)
+        value = selection_value(prep, prep.dev, pred, metrics, metric_name, cfg.seed)
+        if not math.isfinite(train_loss):
+            raise HeadError(f"epoch {epoch}: training loss is {train_loss}; lower --lr or check the features")
+        scheduler.step(value if math.isfinite(value) else -math.inf)
+        improved = value > best_value
+        if improved:
+            best_value, best_epoch, since_best = value, epoch, 0
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        else:
+            since_best += 1
+        record = {"epoch": epoch, "train_loss": train_loss, "dev_loss": dev_loss, "lr": optimizer.param_groups[0]["lr"],
+                  "sampler": sampler, "selection": value, "best": improved, "train_s": t_train,
+                  "epoch_s": time.perf_counter() - t_epoch, "padding_waste": waste, "batches": len(batches),
+                  **{f"dev_{k}": v for k, v in metrics.items()}}
+        epochs.append(record)
+        write_epochs(out, epochs)
+        if verbose:
+            _note(f"epoch {epoch:>2}  loss {train_loss:.4f}  dev {metric_name} {value:.4f}{'  *' if improved else ''}"
+                  f"  ({record['epoch_s']:.1f} s)")
+        if cfg.patience and since_best >= cfg.patience:
+            break
+
+    assert best_state is not None
+    model.load_state_dict(best_state)
+    info.update(best_epoch=best_epoch, selection_value=best_value, layer_weights=model.layer_weights())
+    if cfg.save_checkpoint:
+        save_head(out / "best.safetensors", model, {**info, "config": cfg.to_dict()})
+    splits: dict[str, dict] = {}
+    for split, rows in prep.predict.items():
+        if not len(rows):
+            continue
+        pred, _ = infer(model, prep, rows)
+        write_predictions(out / f"predictions_{split}.csv", [table.ids[i] for i in rows], table.classes.letters,
+                          table.letter[rows].tolist(), pred, table.attributes[rows])
+        m = evaluate(prep, rows, pred)
+        if m:
+            splits[split] = m
+    dev_pred, _ = infer(model, prep, prep.dev)
+    splits[cfg.dev_split] = {**splits.get(cfg.dev_split, {}), **evaluate(prep, prep.dev, dev_pred)}
+    splits = {cfg.dev_split: splits.pop(cfg.dev_split), **splits}
+    epoch_times = [e["train_s"] for e in epochs]
+    summary = {
+        "out": str(out), "dev_split": cfg.dev_split, "best_epoch": best_epoch, "epochs_run": len(epochs),
+        "selection": {"metric": metric_name, "value": best_value}, "splits": splits,
+        "timing": {"total_s": time.perf_counter() - t_start, "load_s": t_loaded - t_start,
+                   "first_step_s": first_step_s or 0.0, "epoch_s_mean": float(np.mean(epoch_times)),
+                   "epoch_s": epoch_times, "padding_waste": float(np.mean(wastes))},
+        "class_weights": weights.tolist(), "classes": list(table.classes.letters), "notes": prep.notes,
+    }
+    write_json(out / "metrics.json", summary)
+    result = RunResult(out, summary)
+    if verbose:
+        _note(result.table())
+    return result
+
+
+def _waste(prep: Prepared, batches: list[np.ndarray]) -> float:
+    """Padding share over all frames the transformers see (every modality together)."""
+    seen = real = 0
+    for m in prep.modalities.values():
+        for b in batches:
+            lengths = m.lengths[b]
+            seen += len(b) * int(lengths.max())
+            real += int(lengths.sum())
+    return 1.0 - real / seen if seen else 0.0

@@ -1,0 +1,154 @@
+"""CLI built from the config dataclass, sweeps over one loaded copy, IEMOCAP folds, generic CSV corpora."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from sercache.heads import HeadConfig, train
+from sercache.heads.cli import main
+from sercache.heads.config import build_parser, config_from_args
+from sercache.heads.errors import HeadError
+from sercache.heads.sweep import expand, run_sweep
+from sercache.heads.synthetic import make_synthetic_corpus
+
+torch.set_num_threads(1)
+FLAGS = ["--hidden", "8", "--d-model", "8", "--ff-dim", "16", "--batch-size", "32", "--max-epochs", "1",
+         "--no-progress"]
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    return make_synthetic_corpus(tmp_path_factory.mktemp("cli"), n_train=120, n_dev=48, n_test=16, audio_dim=8,
+                                 text_dim=4, mean_seconds=0.3, std_seconds=0.1, seed=11)
+
+
+def base_flags(corpus, out):
+    return ["--store", str(corpus.store), "--features", corpus.audio, "--text-features", corpus.text,
+            "--labels", str(corpus.consensus), "--detailed", str(corpus.detailed), "--out", str(out), *FLAGS]
+
+
+def test_parser_is_generated_from_the_dataclass():
+    args = build_parser().parse_args(["--features", "a/L-1,a/L-3", "b/L-2", "--loss", "focal", "--gamma", "2.5",
+                                      "--include-ox", "--no-progress", "--soft-labels", "S"])
+    cfg = config_from_args(args)
+    assert cfg.features == ["a/L-1", "a/L-3", "b/L-2"]
+    assert (cfg.loss, cfg.gamma, cfg.include_ox, cfg.progress, cfg.soft_labels) == ("focal", 2.5, True, False, "S")
+    assert cfg.lr == 1e-4 and cfg.batch_size == 128 and cfg.max_epochs == 20 and cfg.heads == 1  # paper defaults
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--weights", "inverse"])
+
+
+def test_cli_run_prints_summary_and_config_roundtrip(corpus, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(base_flags(corpus, out) + ["--loss", "focal", "--gamma", "2", "--weights", "prior"]) == 0
+    printed = capsys.readouterr().out
+    assert "Macro-F1" in printed and "WA = " in printed and "per-class F1 (dev)" in printed
+    first = json.loads((out / "metrics.json").read_text())["splits"]["dev"]
+    # a run's config.json can be fed back; explicit flags win
+    assert main(["--config", str(out / "config.json"), "--out", str(tmp_path / "again")]) == 0
+    again = json.loads((tmp_path / "again" / "metrics.json").read_text())["splits"]["dev"]
+    assert again == first
+    assert json.loads((tmp_path / "again" / "config.json").read_text())["loss"] == "focal"
+    capsys.readouterr()
+    assert main(["--config", str(out / "config.json"), "--gamma", "3", "--print-config"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["gamma"] == 3.0 and shown["loss"] == "focal"
+
+
+def test_expand_grid_preset_and_file(tmp_path):
+    grid = expand("loss=ce,focal;gamma=2,2.5;include_ox=true")
+    assert len(grid) == 4 and grid[3] == {"loss": "focal", "gamma": 2.5, "include_ox": True}
+    assert expand("features=a/L-1+a/L-3")[0]["features"] == ["a/L-1", "a/L-3"]
+    seven = expand("sheffield7")
+    assert len(seven) == 7 and seven[6] == {"loss": "focal", "gamma": 3.0, "weights": "prior",
+                                           "features": ["hubert-xlarge/L-1"],
+                                           "text_features": ["roberta-large/mean-4..-1"]}
+    path = tmp_path / "configs.json"
+    path.write_text(json.dumps({"base": {"loss": "focal"}, "configs": [{"gamma": 2.0}, {"gamma": 3.0}]}))
+    assert expand(str(path)) == [{"loss": "focal", "gamma": 2.0}, {"loss": "focal", "gamma": 3.0}]
+    with pytest.raises(HeadError, match="unknown config key 'gama'"):
+        expand("gama=2")
+
+
+def test_sweep_one_table_and_rank_sharding(corpus, tmp_path, monkeypatch):
+    base = HeadConfig(store=str(corpus.store), features=[corpus.audio], labels=str(corpus.consensus),
+                      out=str(tmp_path / "sweep"), hidden=8, d_model=8, ff_dim=16, batch_size=32, max_epochs=1,
+                      progress=False)
+    import torch.distributed as dist
+
+    monkeypatch.setattr(dist, "is_initialized", lambda: True)
+    monkeypatch.setattr(dist, "barrier", lambda: None)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    assert run_sweep(base, "loss=ce,focal;weights=prior", verbose=False) == []  # rank 1: config 1 only
+    assert sorted(p.name for p in (tmp_path / "sweep" / "results").iterdir()) == ["001.json"]
+    monkeypatch.setenv("RANK", "0")
+    rows = run_sweep(base, "loss=ce,focal;weights=prior", verbose=False)
+    assert [r["index"] for r in rows] == [0, 1]
+    for row in rows:
+        run = json.loads((tmp_path / "sweep" / "runs" / row["name"] / "metrics.json").read_text())
+        assert row["dev_macro_f1"] == run["splits"]["dev"]["macro_f1"]
+    table = list(csv.DictReader(open(tmp_path / "sweep" / "results.csv")))
+    assert len(table) == 2 and (tmp_path / "sweep" / "results.md").read_text().startswith("| index")
+
+
+def test_generic_csv_corpus(corpus, tmp_path):
+    rows = list(csv.DictReader(open(corpus.consensus)))
+    path = tmp_path / "generic.csv"
+    names = {"A": "angry", "S": "sad", "H": "happy", "N": "neutral"}
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["id", "label", "split", "speaker", "gender", "arousal"])
+        for r in rows:
+            if r["EmoClass"] in names:
+                split = {"Train": "train", "Development": "dev", "Test1": "test"}[r["Split_Set"]]
+                writer.writerow([r["FileName"], names[r["EmoClass"]], split, r["SpkrID"], r["Gender"], r["EmoAct"]])
+    cfg = HeadConfig(store=str(corpus.store), features=[corpus.audio], corpus="csv", labels=str(path),
+                     classes=["neutral", "happy", "angry", "sad"], out=str(tmp_path / "g"), hidden=8, d_model=8,
+                     ff_dim=16, batch_size=32, max_epochs=1, progress=False)
+    result = train(cfg, verbose=False)
+    assert list(result.summary["splits"]["dev"]["per_class_f1"]) == ["neutral", "happy", "angry", "sad"]
+    assert "test" in result.summary["splits"]
+
+
+def test_iemocap_leave_one_session_out(tmp_path):
+    from sercache.cache import FeatureSetWriter, StorageConfig, Store, UtteranceRecord
+
+    rng = np.random.default_rng(0)
+    codes = ["ang", "hap", "exc", "sad", "neu", "fru"]
+    direction = {"ang": 0, "hap": 1, "exc": 1, "sad": 2, "neu": 3, "fru": 4}
+    records = []
+    for s in range(1, 6):
+        folder = tmp_path / "IEMOCAP" / f"Session{s}" / "dialog" / "EmoEvaluation"
+        folder.mkdir(parents=True)
+        lines = []
+        for i in range(24):
+            code = codes[i % len(codes)]
+            uid = f"Ses0{s}F_impro0{i % 3 + 1}_{'FM'[i % 2]}{i:03d}"
+            lines.append(f"[{i}.0 - {i + 1}.5]\t{uid}\t{code}\t[2.5000, 3.0000, 3.5000]")
+            x = rng.normal(size=(12, 6)).astype(np.float32)
+            x[:, direction[code]] += 3.0
+            records.append(UtteranceRecord(f"{uid}.wav", x, "f", "s", ""))  # cache ids carry .wav: matched by stem
+        (folder / f"Ses0{s}F_impro01.txt").write_text("% header\n\n" + "\n\n".join(lines) + "\n")
+    store = Store.create(tmp_path / "store")
+    writer = FeatureSetWriter(store, "syn/L-1", StorageConfig())
+    writer.ensure_metadata({"model": "syn", "kind": "audio", "frame_rate": 50.0, "sample_rate": 16000,
+                            "frame_shape": [6], "layers": "-1", "layer_indices": [-1], "reduction": "none",
+                            "whisper_mode": None, "weights_sha256": None})
+    writer.commit_part(0, records, frame_shape=[6])
+    cfg = HeadConfig(store=str(tmp_path / "store"), features=["syn/L-1"], corpus="iemocap",
+                     labels=str(tmp_path / "IEMOCAP"), fold="all", out=str(tmp_path / "folds"), hidden=8,
+                     d_model=8, ff_dim=16, batch_size=16, max_epochs=2, progress=False, lr=3e-3)
+    result = train(cfg, verbose=False)
+    summary = json.loads((tmp_path / "folds" / "folds.json").read_text())
+    assert [f["fold"] for f in summary["folds"]] == [1, 2, 3, 4, 5]
+    assert all(f["n"] == 20 for f in summary["folds"])  # 24 per session minus 4 'fru'
+    assert summary["UA_mean"] == pytest.approx(np.mean([f["UA"] for f in summary["folds"]]))
+    assert result.summary["WA_mean"] == summary["WA_mean"]
+    fold1 = json.loads((tmp_path / "folds" / "fold1" / "config.json").read_text())["resolved"]["rows"]
+    assert fold1["train"] == 60 and fold1["dev"] == 20  # sessions 3-5 train, session 2 dev
