@@ -121,11 +121,13 @@ class OpenAIWhisperBackend:
 
 
 def _combine(segments: list[tuple[str, float, float, int]]) -> dict[str, Any]:
-    """One record per utterance: token-weighted mean log-probability, the first window's no-speech
-    probability, and Whisper's no-speech rule applied per segment."""
+    """One record per utterance: mean log-probability over all decoded tokens (each segment's
+    average is over its tokens + EOT, as Whisper computes it, so it is defined even for an empty
+    segment), the first window's no-speech probability, Whisper's no-speech rule per segment."""
     kept = [s for s in segments if not (s[2] > NO_SPEECH_PROB and s[1] < LOGPROB_FLOOR)]
     tokens = sum(s[3] for s in segments)
-    avg = sum(s[1] * s[3] for s in segments) / tokens if tokens else None
+    weight = sum(s[3] + 1 for s in segments)
+    avg = sum(s[1] * (s[3] + 1) for s in segments) / weight if segments else None
     return {"text": " ".join(s[0].strip() for s in kept).strip(), "avg_logprob": avg,
             "no_speech_prob": segments[0][2] if segments else None, "n_tokens": tokens}
 
