@@ -19,18 +19,18 @@ from .config import HeadConfig, coerce
 from .errors import HeadError
 from .rundir import write_json
 
-# Paper 000 table 2 (text: RoBERTa-large mean of the last 4 layers for all). Feature-set names follow
-# the extraction stage's '<encoder>/<layers>' convention; edit a copy if your store names differ.
-TEXT = ["roberta-large/mean-4..-1"]
+# Paper 000 table 2. Audio feature-set names follow extract-features' '<encoder>/<layers>' names; the
+# text features (RoBERTa-large, last-4-layer mean, of ASR or corrected transcripts for all seven) come
+# from the command line's --text-features, since their name includes the chosen text set.
 PRESETS: dict[str, list[dict[str, Any]]] = {
     "sheffield7": [
-        {"loss": "focal", "gamma": 2.0, "weights": "prior", "features": ["whisper-large-v3/L-1"], "text_features": TEXT},
-        {"loss": "focal", "gamma": 2.5, "weights": "prior", "features": ["whisper-large-v3/L-1"], "text_features": TEXT},
-        {"loss": "ce", "weights": "prior", "features": ["whisper-large-v3/L-1"], "text_features": TEXT},
-        {"loss": "focal", "gamma": 2.0, "weights": "uniform", "features": ["whisper-large-v3/L-1"], "text_features": TEXT},
-        {"loss": "ce", "weights": "uniform", "features": ["whisper-large-v3/L-1"], "text_features": TEXT},
-        {"loss": "focal", "gamma": 2.0, "weights": "prior", "features": ["wavlm-large/L-1"], "text_features": TEXT},
-        {"loss": "focal", "gamma": 3.0, "weights": "prior", "features": ["hubert-xlarge/L-1"], "text_features": TEXT},
+        {"loss": "focal", "gamma": 2.0, "weights": "prior", "features": ["whisper-large-v3/L-1"]},
+        {"loss": "focal", "gamma": 2.5, "weights": "prior", "features": ["whisper-large-v3/L-1"]},
+        {"loss": "ce", "weights": "prior", "features": ["whisper-large-v3/L-1"]},
+        {"loss": "focal", "gamma": 2.0, "weights": "uniform", "features": ["whisper-large-v3/L-1"]},
+        {"loss": "ce", "weights": "uniform", "features": ["whisper-large-v3/L-1"]},
+        {"loss": "focal", "gamma": 2.0, "weights": "prior", "features": ["wavlm-large/L-1"]},
+        {"loss": "focal", "gamma": 3.0, "weights": "prior", "features": ["hubert-xlarge/L-1"]},
     ],
 }
 
