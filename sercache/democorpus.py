@@ -2,8 +2,12 @@
 
 Wording carries the emotion (for the text branch) and prosody is varied per class (for the
 audio branch); espeak voices act as speakers, split speaker-disjointly into Train /
-Development / Test1. Deterministic for a given seed. Real audio, real file formats: the corpus
-goes through exactly the ingestion path MSP-Podcast does (`Audios/*.wav`, `Labels/...csv`).
+Development / Test1 (imbalanced train, balanced dev and test). Five simulated annotators label
+each file, with confusions, "Other" answers and secondary emotions; the consensus is their
+plurality vote (O when Other wins, X on a tie), as MSP-Podcast builds it. Deterministic for a
+seed. Real audio, real file formats: `Audios/*.wav`, `Labels/labels_consensus.csv`,
+`Labels/labels_detailed.csv` (v1.11 EmoDetail layout) and `Transcripts/*.txt`, so the corpus
+goes through exactly the ingestion path MSP-Podcast does.
 """
 
 from __future__ import annotations
@@ -88,21 +92,65 @@ def synthesize_corpus(root: str | Path, n_utterances: int = 240, seed: int = 0, 
     todo = [u for u in plan if not (root / "Audios" / u.file_name).exists()]
     with ThreadPoolExecutor(jobs) as pool:
         list(pool.map(lambda u: _speak(u, root / "Audios" / u.file_name, seed), todo))
-    _write_labels(root, plan)
+    _write_labels(root, plan, seed)
     return root
 
 
-def _write_labels(root: Path, plan: list[DemoUtterance]) -> None:
+NAMES = {"A": "Angry", "S": "Sad", "H": "Happy", "U": "Surprise", "F": "Fear", "D": "Disgust",
+         "C": "Contempt", "N": "Neutral"}
+CONFUSIONS = {"A": "CD", "H": "UN", "S": "NF", "N": "SH"}
+SECONDARY = ("Annoyed", "Frustrated", "Amused", "Excited", "Concerned", "Disappointed", "Confused")
+ATTRIBUTES = {"A": (6.0, 2.0, 5.5), "H": (5.5, 6.0, 4.5), "S": (2.5, 2.0, 3.0), "N": (4.0, 4.0, 4.0)}
+
+
+def annotate(u: DemoUtterance, rng: random.Random, annotators: int = 5) -> list[tuple[str, str, list[str], tuple]]:
+    """(worker, primary, secondaries, (A, V, D)) per annotator: mostly right, sometimes confused."""
+    votes = []
+    for _ in range(annotators):
+        roll = rng.random()
+        if roll < 0.72:
+            primary = NAMES[u.emotion]
+        elif roll < 0.87:
+            primary = NAMES[rng.choice(CONFUSIONS[u.emotion])]
+        elif roll < 0.93:
+            primary = "Other-" + rng.choice(["bored", "tired", "sarcastic"])
+        else:
+            primary = NAMES[rng.choice("ASHUFDCN")]
+        secondary = [primary] if not primary.startswith("Other") else ["Other"]
+        secondary += rng.sample(SECONDARY, rng.randint(0, 2))
+        act, val, dom = (round(min(7.0, max(1.0, x + rng.gauss(0, 0.7))), 1) for x in ATTRIBUTES[u.emotion])
+        votes.append((f"WORKER{rng.randint(100, 999):05d}", primary, secondary, (act, val, dom)))
+    return votes
+
+
+def consensus(votes) -> str:
+    """Plurality of the primary emotions: O when Other wins, X when the top count is tied."""
+    counts: dict[str, int] = {}
+    for _, primary, _, _ in votes:
+        letter = "O" if primary.startswith("Other") else next(k for k, v in NAMES.items() if v == primary)
+        counts[letter] = counts.get(letter, 0) + 1
+    top = max(counts.values())
+    winners = [k for k, c in counts.items() if c == top]
+    return winners[0] if len(winners) == 1 else "X"
+
+
+def _write_labels(root: Path, plan: list[DemoUtterance], seed: int) -> None:
     labels = root / "Labels"
     labels.mkdir(exist_ok=True)
-    attributes = {"A": (6.0, 2.0, 5.5), "H": (5.5, 6.0, 4.5), "S": (2.5, 2.0, 3.0), "N": (4.0, 4.0, 4.0)}
-    with open(labels / "labels_consensus.csv", "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["FileName", "EmoClass", "EmoAct", "EmoVal", "EmoDom", "SpkrID", "Gender", "Split_Set"])
+    rng = random.Random(f"labels-{seed}")
+    with open(labels / "labels_consensus.csv", "w", newline="") as cons, \
+            open(labels / "labels_detailed.csv", "w", newline="") as det:
+        consensus_csv, detailed_csv = csv.writer(cons), csv.writer(det)
+        consensus_csv.writerow(["FileName", "EmoClass", "EmoAct", "EmoVal", "EmoDom", "SpkrID", "Gender", "Split_Set"])
+        detailed_csv.writerow(["FileName", "EmoDetail"])
         for u in plan:
-            act, val, dom = attributes[u.emotion]
-            writer.writerow([u.file_name, u.emotion, act, val, dom, u.speaker, VOICES[u.voice], u.split])
-    with open(labels / "transcripts.csv", "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["FileName", "Transcript"])
-        writer.writerows([u.file_name, u.text] for u in plan)
+            votes = annotate(u, rng)
+            for worker, primary, secondary, (act, val, dom) in votes:
+                detailed_csv.writerow([u.file_name, f"{worker}; {primary}; {','.join(secondary)}; "
+                                                    f"A:{act}; V:{val}; D:{dom};"])
+            mean = [round(sum(v[3][i] for v in votes) / len(votes), 1) for i in range(3)]
+            consensus_csv.writerow([u.file_name, consensus(votes), *mean, u.speaker, VOICES[u.voice], u.split])
+    transcripts = root / "Transcripts"
+    transcripts.mkdir(exist_ok=True)
+    for u in plan:
+        (transcripts / (Path(u.file_name).stem + ".txt")).write_text(u.text + "\n")

@@ -66,8 +66,7 @@ def test_expand_grid_preset_and_file(tmp_path):
     assert expand("features=a/L-1+a/L-3")[0]["features"] == ["a/L-1", "a/L-3"]
     seven = expand("sheffield7")
     assert len(seven) == 7 and seven[6] == {"loss": "focal", "gamma": 3.0, "weights": "prior",
-                                           "features": ["hubert-xlarge/L-1"],
-                                           "text_features": ["roberta-large/mean-4..-1"]}
+                                           "features": ["hubert-xlarge/L-1"]}  # text: from the command line
     path = tmp_path / "configs.json"
     path.write_text(json.dumps({"base": {"loss": "focal"}, "configs": [{"gamma": 2.0}, {"gamma": 3.0}]}))
     assert expand(str(path)) == [{"loss": "focal", "gamma": 2.0}, {"loss": "focal", "gamma": 3.0}]
