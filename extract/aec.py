@@ -127,6 +127,9 @@ def train_aec(cfg: AECTrainConfig) -> dict[str, Any]:
     (out / "metrics.json").write_text(json.dumps(result, indent=2))
     _write_csv(out / "epochs.csv", history)
     print(format_scores({"Original": original, "Corrected": best[1]}))
+    if best[1].wer >= original.wer:
+        print(f"warning: the best checkpoint's dev WER ({best[1].wer:.2f}) does not beat the uncorrected "
+              f"transcripts ({original.wer:.2f}); correcting with it would make the text worse", file=sys.stderr)
     return result
 
 
@@ -172,9 +175,12 @@ def correct_text_set(store: Store, source_name: str, model_path: str, name: str 
     leaf = Path(model_path.rstrip("/")).name
     name = name or f"corrected/{source_name.split('/')[-1]}+{leaf}"
     writer = TextSetWriter(store, name)
+    # The weights hash is part of the identity: a retrained model at the same path must not
+    # silently reuse the corrections of the previous one.
     writer.ensure_metadata({"kind": "corrected", "model": model_path, "source": source_name,
                             "asr_model": source.meta.get("model"), "aec_weights_sha256": weights_digest(model_path),
-                            "decoding": {"beam_size": beam_size, "max_length": max_length}})
+                            "decoding": {"beam_size": beam_size, "max_length": max_length}},
+                           identity=("kind", "model", "source", "aec_weights_sha256"))
     todo = sorted(u for u in source.records if u not in writer.done())
     if todo:
         tokenizer, model = load_seq2seq(model_path, _device(device))

@@ -12,12 +12,6 @@ The command line (`train-head`) is built from the same dataclass.
 from .config import HeadConfig
 from .errors import HeadError
 from .labels import MSP_CLASSES, ClassSet, LabelTable
+from .train import train  # eager: a lazy wrapper would be replaced by the submodule on first import
 
 __all__ = ["HeadConfig", "HeadError", "MSP_CLASSES", "ClassSet", "LabelTable", "train"]
-
-
-def train(config: HeadConfig, **kwargs):
-    """Train one head (see heads/train.py); imported lazily so that label tools stay torch-free."""
-    from .train import train as _train
-
-    return _train(config, **kwargs)

@@ -11,6 +11,7 @@ Every stage skips what its cache already holds, so a second run retrains the hea
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from dataclasses import dataclass
@@ -32,7 +33,7 @@ class DemoSettings:
     utterances: int = 240
     seed: int = 0
     epochs: int = 20
-    aec_epochs: int = 10
+    aec_epochs: int = 15
 
 
 def _stage(name: str, started: float) -> None:
@@ -99,8 +100,13 @@ def correct(s: DemoSettings, corpus: Path, store: Path) -> str:
                        for u in t.records if splits.get(u) == "train"]
         init = build_small_seq2seq(s.out / "aec-init", train_texts, s.seed)
         train_aec(AECTrainConfig(store=str(store), source=ASR, reference=HUMAN, splits=str(labels),
-                                 model=str(init), out=str(s.out / "aec"), epochs=s.aec_epochs, batch_size=16,
+                                 model=str(init), out=str(s.out / "aec"), epochs=s.aec_epochs, batch_size=8,
                                  lr=2e-3, max_length=48, beam_size=1, seed=s.seed, device="cpu", progress=False))
+    metrics = json.loads((s.out / "aec" / "metrics.json").read_text())
+    if metrics["dev_corrected"]["WER"] >= metrics["dev_original"]["WER"]:
+        print(f"AEC does not beat the raw transcripts on dev (WER {metrics['dev_corrected']['WER']} vs "
+              f"{metrics['dev_original']['WER']}): the heads use the ASR text", file=sys.stderr)
+        return ASR
     return correct_text_set(open_store(store), ASR, str(best), name="corrected/whisper-base-ct2+aec",
                             beam_size=1, max_length=48, device="cpu", progress=False)
 
@@ -129,7 +135,8 @@ def train_heads(s: DemoSettings, corpus: Path, store: Path, text_features: str) 
         values = dict(store=str(store), features=[AUDIO], text_features=[text_features],
                       labels=str(corpus / "Labels" / "labels_consensus.csv"),
                       detailed=str(corpus / "Labels" / "labels_detailed.csv"), classes=CLASSES,
-                      d_model=64, hidden=64, ff_dim=128, batch_size=32, lr=1e-3, max_epochs=s.epochs, patience=s.epochs,
+                      # a few hundred utterances: small batches give enough optimiser steps per epoch
+                      d_model=64, hidden=64, ff_dim=128, batch_size=8, lr=1e-3, max_epochs=s.epochs, patience=s.epochs,
                       seed=s.seed, out=str(s.out / "runs" / name), progress=False)
         values.update(overrides)
         print(f"--- head {name}", file=sys.stderr, flush=True)

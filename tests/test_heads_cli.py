@@ -151,3 +151,10 @@ def test_iemocap_leave_one_session_out(tmp_path):
     assert result.summary["WA_mean"] == summary["WA_mean"]
     fold1 = json.loads((tmp_path / "folds" / "fold1" / "config.json").read_text())["resolved"]["rows"]
     assert fold1["train"] == 60 and fold1["dev"] == 20  # sessions 3-5 train, session 2 dev
+
+
+def test_package_train_stays_the_function_after_use():
+    import sercache.heads as heads
+
+    import sercache.heads.train  # noqa: F401  (importing the submodule must not shadow the function)
+    assert callable(heads.train) and heads.train.__module__ == "sercache.heads.train"

@@ -136,6 +136,19 @@ def test_aec_training_learns_systematic_errors(tmp_path, tiny_bart):
     corrected = TextSet(open_store(root), name)
     assert corrected.kind == "corrected" and corrected.meta["source"] == "asr/test"
     assert len(TextSet(open_store(root), "asr/test")) == 240  # the raw transcripts are kept
+    import shutil as _shutil
+
+    retrained = tmp_path / "retrained"
+    _shutil.copytree(tmp_path / "aec/best", retrained)
+    from transformers import AutoModelForSeq2SeqLM
+
+    model = AutoModelForSeq2SeqLM.from_pretrained(retrained)
+    with torch.no_grad():
+        next(model.parameters()).add_(0.01)
+    model.save_pretrained(tmp_path / "aec/best")  # same path, other weights
+    with pytest.raises(Exception, match="aec_weights_sha256"):
+        correct_text_set(open_store(root), "asr/test", str(tmp_path / "aec/best"), name=name, device="cpu",
+                         progress=False)
     scores = evaluate_text_sets(open_store(root), ["asr/test", name], "human",
                                 {u: s.lower() for u, s in splits.items()})
     assert scores[name].wer < scores["asr/test"].wer
