@@ -17,7 +17,7 @@ from .model import FusionHead, HeadSpec
 
 FORMAT = "sercache-head/1"
 PROVENANCE_KEYS = ("model", "kind", "layers", "layer_indices", "frame_rate", "frame_shape", "reduction",
-                   "weights_sha256", "whisper_mode", "dtype")
+                   "weights_sha256", "whisper_mode", "dtype", "text_source")  # text_source: which transcripts
 
 
 def save_head(path: str | Path, model: FusionHead, info: dict[str, Any]) -> None:

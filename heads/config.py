@@ -127,6 +127,9 @@ class HeadConfig:
     stage2_lr_factor: float = opt(0.1, "lr multiplier of the second stage", group="training")
     mixup_p: float = opt(0.0, "manifold mixup probability per batch (MEDUSA: 0.3)", group="training")
     mixup_alpha: float = opt(0.2, "manifold mixup Beta(alpha, alpha)", group="training")
+    tune_bias: bool = opt(False, "after training, tune per-class additive biases on dev for Macro-F1 "
+                                 "(coordinate ascent, never lowers dev Macro-F1); saved as decision.json beside "
+                                 "the checkpoint and applied by predict-head", group="training")
 
     # --- runtime --------------------------------------------------------------------------
     out: str = opt("runs/head", "run directory", group="runtime")

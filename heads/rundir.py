@@ -84,12 +84,14 @@ def _fmt(value: Any, pct: bool = False) -> str:
 def summary_table(result: dict) -> str:
     """Readable end-of-run table: one line per evaluated split, per-class F1, timing, definitions."""
     lines = []
-    sel = result["selection"]
-    t = result["timing"]
-    lines.append(f"run {result['out']}: best epoch {result['best_epoch']} of {result['epochs_run']} "
-                 f"(selected on dev {sel['metric']} = {_fmt(sel['value'])})")
-    lines.append(f"time {t['total_s']:.1f} s: load {t['load_s']:.1f} s, first step {t['first_step_s']:.1f} s, "
-                 f"{t['epoch_s_mean']:.2f} s/epoch; padding waste {100 * t['padding_waste']:.1f} %")
+    if "best_epoch" in result:  # a trained run (ensembles pass only their splits)
+        sel = result["selection"]
+        lines.append(f"run {result['out']}: best epoch {result['best_epoch']} of {result['epochs_run']} "
+                     f"(selected on dev {sel['metric']} = {_fmt(sel['value'])})")
+    if "timing" in result:
+        t = result["timing"]
+        lines.append(f"time {t['total_s']:.1f} s: load {t['load_s']:.1f} s, first step {t['first_step_s']:.1f} s, "
+                     f"{t['epoch_s_mean']:.2f} s/epoch; padding waste {100 * t['padding_waste']:.1f} %")
     has_cls = any("macro_f1" in m for m in result["splits"].values())
     has_avd = any("ccc_mean" in m for m in result["splits"].values())
     head = f"{'split':<8}{'n':>7}"

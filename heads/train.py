@@ -505,6 +505,10 @@ def train(cfg: HeadConfig, table: LabelTable | None = None, pool: FeaturePool | 
     result = RunResult(out, summary)
     if verbose:
         _note(result.table())
+    if cfg.tune_bias and task in ("class", "both"):
+        from .decision import tune_run
+
+        tune_run(out, "bias", seed=cfg.seed, verbose=verbose)
     return result
 
 

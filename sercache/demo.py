@@ -3,7 +3,8 @@
 synthesise (espeak-ng, MSP-Podcast layout) -> audio features (real whisper-base encoder)
 -> transcripts (real whisper-base, faster-whisper) -> ASR error correction (a small seq2seq
 trained by train-aec on the train split) -> text features (real all-MiniLM-L6-v2, last-4 mean)
--> heads (paper default, CE/uniform, audio-only, text-only, soft labels) -> ensemble -> report.
+-> heads (paper default, CE/uniform, audio-only, text-only, soft labels) -> majority-vote
+ensemble -> report (confusion matrices, learning curves, leaderboard).
 
 Every stage skips what its cache already holds, so a second run retrains the heads only.
 """
@@ -145,6 +146,18 @@ def train_heads(s: DemoSettings, corpus: Path, store: Path, text_features: str) 
     return runs
 
 
+def ensemble_and_report(s: DemoSettings, runs: dict[str, Path]) -> tuple[Path, Path]:
+    from sercache.heads.ensemble import build_ensemble
+    from sercache.heads.report import build_report
+
+    vote = s.out / "ensemble-vote"
+    build_ensemble([str(p) for p in runs.values()], vote, method="vote", tie_rule="prob", seed=s.seed,
+                   verbose=False)
+    report = s.out / "report"
+    build_report([str(p) for p in runs.values()] + [str(vote)], report, title="sercache demo", verbose=False)
+    return vote, report
+
+
 def baselines(corpus: Path) -> dict[str, float]:
     """Macro-F1 on Test1 of always predicting train's majority class, and of chance (uniform guessing)."""
     import csv
@@ -188,10 +201,14 @@ def run_demo(s: DemoSettings) -> str:
     text_features = extract_text(store, corrected)
     _stage("6/7 heads", started)
     runs = train_heads(s, corpus, store, text_features)
-    _stage("7/7 summary", started)
-    table = summary(runs, baselines(corpus))
+    _stage("7/7 ensemble and report", started)
+    vote, report = ensemble_and_report(s, runs)
+    table = summary({**runs, "ensemble (majority vote)": vote}, baselines(corpus))
     print(table)
-    print(f"\ndemo finished in {time.perf_counter() - started:.0f} s; outputs under {s.out}")
+    print(f"\ndemo finished in {time.perf_counter() - started:.0f} s. Where things are:\n"
+          f"  corpus        {corpus}\n  feature store {store}   (sercache cache info {store})\n"
+          f"  AEC model     {s.out / 'aec'}\n  heads         {s.out / 'runs'}\n  ensemble      {vote}\n"
+          f"  report        {report / 'report.md'} and report.html")
     return table
 
 

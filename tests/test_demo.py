@@ -31,6 +31,11 @@ def test_reduced_demo_learns_and_reruns_from_cache(tmp_path):
     # Held-out speakers, balanced Test1, 4 classes: chance is 0.25 and the majority class scores ~0.1.
     assert scores["fusion-focal-prior"] > 0.5, scores
     assert scores["audio-only"] > 0.4 and scores["text-only"] > 0.4, scores
+    vote = json.loads((out / "ensemble-vote/metrics.json").read_text())
+    assert vote["method"] == "vote" and len(vote["members"]) == 5
+    report = (out / "report/report.md").read_text()
+    assert "## Leaderboard" in report and f"{100 * scores['audio-only']:.2f}" in report
+    assert (out / "report/report.html").is_file() and list((out / "report/figures").glob("*confusion_test1.png"))
     caches = _cache_files(out)
     aec_mtime = (out / "aec/metrics.json").stat().st_mtime
     run_demo(settings)

@@ -1,0 +1,239 @@
+"""Reading what runs left on disk: predictions per split, metrics, config, epochs.
+
+Post-processing (ensembles, decision tuning, reports) works from run directories only, so that
+heads trained on different machines, feature sets or days can be combined without retraining.
+A run directory is one written by `train-head` (config.json, metrics.json, epochs.json,
+best.safetensors, predictions_<split>.csv) or by `ensemble` (ensemble.json instead of config.json
+and epochs.json). The truth column `EmoClass` holds the corpus' own code (MSP letters incl. O/X,
+IEMOCAP codes such as `exc`); it is mapped back to the class index the run was scored on.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from .errors import HeadError
+
+ATTRIBUTE_COLUMNS = ("EmoAct", "EmoVal", "EmoDom")
+
+
+@dataclass
+class SplitOutputs:
+    """One split of one run: truth and outputs aligned with `ids`."""
+
+    ids: list[str]
+    truth: np.ndarray  # object: corpus code as written ('' when unknown)
+    label: np.ndarray  # int64 class index, -1 = no class (O/X, other corpus codes, unlabelled)
+    probs: np.ndarray | None = None  # [N, C] as written (6 decimals)
+    decision: np.ndarray | None = None  # [N] int64: the run's own predicted class (Prediction column)
+    avd_true: np.ndarray | None = None  # [N, 3] NaN where unknown
+    avd_pred: np.ndarray | None = None  # [N, 3]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def take(self, index: np.ndarray) -> "SplitOutputs":
+        pick = (lambda a: None if a is None else a[index])
+        return SplitOutputs([self.ids[i] for i in index], self.truth[index], self.label[index], pick(self.probs),
+                            pick(self.decision), pick(self.avd_true), pick(self.avd_pred))
+
+
+def code_to_class(letters: Sequence[str], corpus: str = "msp") -> dict[str, int]:
+    """Corpus code -> class index (codes not listed mean 'no class')."""
+    mapping = {c: i for i, c in enumerate(letters)}
+    if corpus == "iemocap":
+        from .iemocap import IEMOCAP_CODES
+
+        mapping.update({code: letters.index(letter) for code, letter in IEMOCAP_CODES.items() if letter in letters})
+    return mapping
+
+
+def read_split(path: str | Path, letters: Sequence[str], corpus: str = "msp") -> SplitOutputs:
+    path = Path(path)
+    if not path.is_file():
+        raise HeadError(f"{path}: predictions file not found")
+    with open(path, newline="") as handle:
+        reader = csv.reader(handle)
+        try:
+            header = next(reader)
+        except StopIteration:
+            raise HeadError(f"{path}: empty predictions file") from None
+        rows = list(reader)
+    col = {name: i for i, name in enumerate(header)}
+    if "FileName" not in col:
+        raise HeadError(f"{path}: no FileName column (header: {', '.join(header)})")
+    prob_cols = [h for h in header if h.startswith("prob_") and h not in ("prob_female", "prob_male")]
+    if prob_cols and [h[5:] for h in prob_cols] != list(letters):
+        raise HeadError(f"{path}: probability columns {', '.join(prob_cols)} do not match the run's class order "
+                        f"{' '.join(letters)}")
+    ids = [r[col["FileName"]] for r in rows]
+    truth = np.array([r[col["EmoClass"]] if "EmoClass" in col else "" for r in rows], dtype=object)
+    mapping = code_to_class(list(letters), corpus)
+    label = np.array([mapping.get(t, -1) for t in truth], dtype=np.int64)
+    out = SplitOutputs(ids, truth, label)
+    if prob_cols:
+        out.probs = np.array([[float(r[col[c]]) for c in prob_cols] for r in rows], dtype=np.float64).reshape(
+            len(rows), len(prob_cols))
+        if "Prediction" in col:
+            index = {c: i for i, c in enumerate(letters)}
+            try:
+                out.decision = np.array([index[r[col["Prediction"]]] for r in rows], dtype=np.int64)
+            except KeyError as err:
+                raise HeadError(f"{path}: prediction {err.args[0]!r} is not one of the classes "
+                                f"{' '.join(letters)}") from None
+        else:
+            out.decision = out.probs.argmax(1) if len(rows) else np.zeros(0, np.int64)
+    if all(f"pred_{a}" in col for a in ATTRIBUTE_COLUMNS):
+        def num(text: str) -> float:
+            return float(text) if text.strip() else float("nan")
+
+        out.avd_pred = np.array([[num(r[col[f"pred_{a}"]]) for a in ATTRIBUTE_COLUMNS] for r in rows],
+                                dtype=np.float64).reshape(len(rows), 3)
+        out.avd_true = np.array([[num(r[col[a]]) if a in col else np.nan for a in ATTRIBUTE_COLUMNS] for r in rows],
+                                dtype=np.float64).reshape(len(rows), 3)
+    return out
+
+
+@dataclass
+class RunOutputs:
+    """A run (or ensemble) directory as post-processing sees it."""
+
+    path: Path
+    kind: str  # "run" | "ensemble"
+    config: dict[str, Any]
+    metrics: dict[str, Any]
+    letters: list[str]
+    names: list[str]
+    task: str
+    corpus: str
+    dev_split: str
+    splits: dict[str, SplitOutputs] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def selection_metric(self) -> str:
+        sel = self.metrics.get("selection", {}).get("metric")
+        if sel:
+            return sel
+        return "macro_f1" if self.task in ("class", "both") else "ccc_mean"
+
+    def split_metrics(self, split: str) -> dict[str, Any]:
+        return self.metrics.get("splits", {}).get(split, {})
+
+    @property
+    def epochs(self) -> list[dict]:
+        path = self.path / "epochs.json"
+        return json.loads(path.read_text()) if path.is_file() else []
+
+
+def _load_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise HeadError(f"{path}: cannot read ({err})") from None
+
+
+def is_run_dir(path: Path) -> bool:
+    return (path / "metrics.json").is_file() and ((path / "config.json").is_file() or
+                                                  (path / "ensemble.json").is_file())
+
+
+def load_run(path: str | Path, read_splits: bool = True) -> RunOutputs:
+    path = Path(path)
+    if not path.is_dir():
+        raise HeadError(f"{path}: no such run directory")
+    if not is_run_dir(path):
+        raise HeadError(f"{path}: not a run directory (needs metrics.json and config.json from train-head, or "
+                        "ensemble.json from ensemble); for a sweep pass its runs/* directories")
+    metrics = _load_json(path / "metrics.json")
+    if (path / "ensemble.json").is_file():
+        config = _load_json(path / "ensemble.json")
+        kind = "ensemble"
+        letters, names = config["classes"]["letters"], config["classes"]["names"]
+        task, corpus = config["task"], config.get("corpus", "msp")
+    else:
+        config = _load_json(path / "config.json")
+        kind = "run"
+        resolved = config.get("resolved", {})
+        classes = resolved.get("classes") or {"letters": metrics.get("classes", []),
+                                              "names": metrics.get("classes", [])}
+        letters, names = list(classes["letters"]), list(classes["names"])
+        task, corpus = resolved.get("task", "class"), config.get("corpus", "msp")
+    dev = metrics.get("dev_split") or config.get("dev_split", "dev")
+    run = RunOutputs(path, kind, config, metrics, list(letters), list(names), task, corpus, dev)
+    if read_splits:
+        for csv_path in sorted(path.glob("predictions_*.csv")):
+            split = csv_path.stem[len("predictions_"):]
+            run.splits[split] = read_split(csv_path, letters, corpus)
+        if dev not in run.splits:
+            raise HeadError(f"{path}: no predictions_{dev}.csv (the dev split the run was selected on)")
+    return run
+
+
+def find_runs(paths: Sequence[str | Path]) -> list[Path]:
+    """Run directories under the given paths (a run, an ensemble, a sweep, IEMOCAP folds, or any tree)."""
+    found: list[Path] = []
+    for p in map(Path, paths):
+        if not p.exists():
+            raise HeadError(f"{p}: no such directory")
+        if is_run_dir(p):
+            found.append(p)
+        for metrics in sorted(p.rglob("metrics.json")):
+            d = metrics.parent
+            if d != p and is_run_dir(d):
+                found.append(d)
+    unique = list(dict.fromkeys(found))
+    if not unique:
+        raise HeadError(f"no run directories under {', '.join(map(str, paths))}")
+    return unique
+
+
+def write_outputs(path: Path, out: SplitOutputs, letters: Sequence[str], extra: dict[str, np.ndarray] | None = None
+                  ) -> None:
+    """predictions_<split>.csv in the trainer's layout; `decision` is written as Prediction (it need not be
+    the argmax of the probabilities, e.g. after a tie rule or a bias), `extra` columns are appended."""
+    header = ["FileName"]
+    if out.probs is not None:
+        header += ["EmoClass", "Prediction", *[f"prob_{c}" for c in letters]]
+    if out.avd_pred is not None:
+        header += [*ATTRIBUTE_COLUMNS, *[f"pred_{a}" for a in ATTRIBUTE_COLUMNS]]
+    extra = extra or {}
+    header += list(extra)
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        for i, uid in enumerate(out.ids):
+            row: list[Any] = [uid]
+            if out.probs is not None:
+                row += [out.truth[i], letters[int(out.decision[i])], *[f"{v:.6f}" for v in out.probs[i]]]
+            if out.avd_pred is not None:
+                true = out.avd_true[i] if out.avd_true is not None else np.full(3, np.nan)
+                row += [("" if not np.isfinite(v) else f"{v:.4f}") for v in true]
+                row += [f"{v:.4f}" for v in out.avd_pred[i]]
+            row += [(f"{v[i]:.6f}" if isinstance(v[i], (float, np.floating)) else str(v[i])) for v in extra.values()]
+            writer.writerow(row)
+
+
+def score(out: SplitOutputs, letters: Sequence[str], decision: np.ndarray | None = None) -> dict[str, Any]:
+    """The trainer's metrics (heads/metrics.py) for one split's outputs."""
+    from .metrics import classification_metrics, regression_metrics
+
+    metrics: dict[str, Any] = {}
+    pred = out.decision if decision is None else decision
+    if pred is not None:
+        known = out.label >= 0
+        if known.any():
+            metrics.update(classification_metrics(out.label[known], pred[known], letters))
+    if out.avd_pred is not None and out.avd_true is not None and np.isfinite(out.avd_true).any():
+        metrics.update(regression_metrics(out.avd_pred, out.avd_true))
+        metrics["n_avd"] = int(np.isfinite(out.avd_true).any(1).sum())
+    return metrics

@@ -1,0 +1,346 @@
+"""`predict-head`: run a trained head or an ensemble on cached features (labels optional) and write the
+challenge submission files plus the probabilities.
+
+Which utterances: `ids` (a text file with one id per line, or any CSV with a FileName/Filename/id
+column), or `labels` + `split` (e.g. labels_consensus.csv and test3; labels present there are
+scored), or by default every utterance the feature sets hold. Which features: by default the names
+recorded in the run's config; other names may be given (a store laid out differently), but the
+checkpoint refuses sets whose provenance (encoder, layers, reduction, dims, weights, text source)
+differs from what it was trained on.
+
+Files written to `out`:
+  submission_categorical.csv  `FileName,EmoClass` with the predicted class letter (format 'letter',
+                              default; EmoClass as in labels_consensus.csv), or, format 'baseline', the
+                              challenge baseline's `Filename,Prediction` where Prediction is the quoted,
+                              comma-separated vector of the 8 class scores in its order A S H U F D C N
+                              (scores whose argmax is the decision: probabilities after the decision's
+                              biases; vote shares for a majority vote, the winner nudged by 1e-3 on ties);
+  submission_attributes.csv   `FileName,EmoAct,EmoVal,EmoDom` (heads with A/V/D outputs);
+  probabilities.csv           the trainer's predictions layout (truth if known, Prediction, prob_*, A/V/D);
+  predict.json                what was run: model, features, decision, counts, metrics if labels exist.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from .checkpoint import load_head, provenance
+from .config import HeadConfig
+from .decision import Decision, Stacker
+from .errors import HeadError
+from .labels import MSP_CLASSES, ClassSet, LabelTable
+from .outputs import ATTRIBUTE_COLUMNS, SplitOutputs, load_run, score, write_outputs
+
+ID_COLUMNS = ("FileName", "Filename", "filename", "file", "id", "utt", "utterance")
+FORMATS = ("letter", "baseline")
+
+
+# ----------------------------------------------------------------------------------- which utterances
+def read_ids(path: str | Path) -> list[str]:
+    path = Path(path)
+    if not path.is_file():
+        raise HeadError(f"{path}: id list not found")
+    text = path.read_text(encoding="utf-8-sig")
+    lines = [l for l in text.splitlines() if l.strip()]
+    if not lines:
+        raise HeadError(f"{path}: empty id list")
+    header = next(csv.reader([lines[0]]))
+    if len(header) > 1 or header[0] in ID_COLUMNS:
+        col = next((h for h in header if h in ID_COLUMNS), None)
+        if col is None:
+            raise HeadError(f"{path}: CSV without an id column ({'/'.join(ID_COLUMNS)}); header {', '.join(header)}")
+        ids = [r[col].strip() for r in csv.DictReader(lines)]
+    else:
+        ids = [l.strip() for l in lines]
+    dup = sorted({u for u in ids if ids.count(u) > 1}) if len(set(ids)) != len(ids) else []
+    if dup:
+        raise HeadError(f"{path}: duplicate id(s), e.g. {dup[:3]}")
+    return ids
+
+
+def unlabelled_table(ids: Sequence[str], classes: ClassSet, split: str = "predict") -> LabelTable:
+    n = len(ids)
+    return LabelTable(classes, list(ids), np.array([split] * n, dtype=object), np.full(n, -1, np.int64),
+                      np.array([""] * n, dtype=object), np.full((n, 3), np.nan, np.float32), np.full(n, -1, np.int64),
+                      np.array([""] * n, dtype=object))
+
+
+def target_table(classes: ClassSet, corpus: str, pool, feature_names: Sequence[str], ids: str = "", labels: str = "",
+                 split: str = "", config_classes: Sequence[str] = ()) -> tuple[LabelTable, str]:
+    if ids and labels:
+        raise HeadError("give either --ids or --labels/--split, not both")
+    if labels:
+        from .labels import read_labels
+
+        table = read_labels(corpus, labels, "", config_classes)
+        if list(table.classes.letters) != list(classes.letters):
+            raise HeadError(f"{labels}: class order {table.classes.letters} differs from the model's {classes.letters}")
+        if split:
+            if split not in table.splits():
+                raise HeadError(f"--split {split!r}: not in {labels} (splits: {', '.join(table.splits())})")
+            table = table.take(table.rows(split))
+        return table, split or "all"
+    if split:
+        raise HeadError("--split needs --labels (the file that says which utterance is in which split)")
+    if ids:
+        return unlabelled_table(read_ids(ids), classes), Path(ids).stem
+    names = list(feature_names)
+    common = list(pool.featureset(names[0]).ids)
+    for n in names[1:]:
+        have = set(pool.featureset(n).ids)
+        common = [u for u in common if u in have]
+    if not common:
+        raise HeadError(f"the feature sets {', '.join(names)} share no utterance")
+    return unlabelled_table(common, classes), "all"
+
+
+# ----------------------------------------------------------------------------------- one head
+def _config(config: dict[str, Any]) -> HeadConfig:
+    import dataclasses
+
+    known = {f.name for f in dataclasses.fields(HeadConfig)}
+    return HeadConfig.from_dict({k: v for k, v in config.items() if k in known})
+
+
+class HeadPredictor:
+    """A trained head bound to a feature pool: checks provenance first, then predicts table rows."""
+
+    def __init__(self, run_dir: str | Path, pool, features: Sequence[str] | None = None,
+                 text_features: Sequence[str] | None = None):
+        self.run = load_run(run_dir, read_splits=False)
+        if self.run.kind != "run":
+            raise HeadError(f"{run_dir}: not a trained head")
+        self.cfg = _config(self.run.config)
+        self.audio = list(features) if features else list(self.cfg.features)
+        self.text = list(text_features) if text_features else list(self.cfg.text_features)
+        self.pool = pool
+        ckpt = self.run.path / "best.safetensors"
+        stored = self.run.config.get("resolved", {}).get("features", {})
+        given = {"audio": self.audio, "text": self.text}
+        for modality in ("audio", "text"):
+            if bool(stored.get(modality)) != bool(given[modality]):
+                raise HeadError(f"{run_dir}: the head was trained {'with' if stored.get(modality) else 'without'} "
+                                f"{modality} features, but {len(given[modality])} {modality} set(s) were given")
+        want = {m: [provenance({**pool.featureset(n).meta, "name": n}) for n in names]
+                for m, names in given.items() if names}
+        self.model, self.info = load_head(ckpt, classes=self.run.letters, features=want, device=str(pool.device))
+        self.classes = ClassSet(tuple(self.info["classes"]["letters"]), tuple(self.info["classes"]["names"]))
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [*self.audio, *self.text]
+
+    def modalities(self, table: LabelTable):
+        from .data import build_modalities
+
+        return build_modalities(self.pool, self.audio, self.text, table, np.arange(len(table)), self.cfg.max_seconds,
+                                self.cfg.allow_human_text)
+
+    def predict(self, table: LabelTable, rows: np.ndarray, modalities=None) -> dict[str, np.ndarray]:
+        from .train import Prepared, infer
+
+        modalities = modalities or self.modalities(table)
+        device = self.pool.device
+        main = modalities.get("audio") or modalities["text"]
+        cfg = self.cfg.replace(device=str(device))
+        empty = np.zeros(0, np.int64)
+        low, high = self.info.get("avd_range", {}).get("low", [1.0] * 3), self.info.get("avd_range", {}).get("high",
+                                                                                                                [7.0] * 3)
+        prep = Prepared(cfg, table, modalities, device, empty, empty, {}, empty, main.lengths,
+                        torch.as_tensor(table.label).to(device), torch.as_tensor(table.attributes).to(device),
+                        torch.as_tensor(table.gender).to(device), None, None, (low, high))
+        self.model.to(device)
+        pred, _ = infer(self.model, prep, rows)
+        return pred
+
+
+def _outputs(table: LabelTable, rows: np.ndarray, pred: dict[str, np.ndarray]) -> SplitOutputs:
+    out = SplitOutputs([table.ids[i] for i in rows], table.letter[rows].copy(), table.label[rows].copy())
+    if "probs" in pred:
+        out.probs = pred["probs"].astype(np.float64)
+        out.decision = out.probs.argmax(1)
+    if "avd" in pred:
+        out.avd_pred = pred["avd"].astype(np.float64)
+        out.avd_true = table.attributes[rows].astype(np.float64)
+    return out
+
+
+def _present(mods_list, n: int) -> np.ndarray:
+    present = np.ones(n, bool)
+    for mods in mods_list:
+        for m in mods.values():
+            present &= m.present
+    return present
+
+
+# ----------------------------------------------------------------------------------- entry point
+def predict(path: str | Path, out: str | Path, store: str = "", features: Sequence[str] = (),
+            text_features: Sequence[str] = (), ids: str = "", labels: str = "", split: str = "", corpus: str = "",
+            decision: str = "auto", fmt: str = "letter", device: str = "auto", drop_missing: bool = False,
+            verbose: bool = True) -> dict[str, Any]:
+    """Predict with a head run directory or an ensemble directory; returns the predict.json payload."""
+    from .data import FeaturePool, default_device
+    from .rundir import write_json
+
+    if fmt not in FORMATS:
+        raise HeadError(f"unknown submission format {fmt!r}; choose {', '.join(FORMATS)}")
+    path, out = Path(path), Path(out)
+    run = load_run(path, read_splits=False)
+    ensemble = run.kind == "ensemble"
+    spec = run.config if ensemble else None
+    if ensemble and (features or text_features):
+        raise HeadError("--features/--text-features apply to one head; an ensemble uses each member's own sets")
+    member_dirs = [path]
+    if ensemble:
+        from .ensemble import resolve_member_path
+
+        member_dirs = [resolve_member_path(m, path) for m in spec["members"]]
+    first_cfg = json.loads((member_dirs[0] / "config.json").read_text()) if (member_dirs[0] / "config.json").is_file() \
+        else {}
+    if any(not (d / "config.json").is_file() for d in member_dirs):
+        raise HeadError(f"{path}: predicting with nested ensembles is not supported; build the ensemble from heads")
+    store = store or first_cfg.get("store", "")
+    if not store:
+        raise HeadError("--store is required (the run records none)")
+    pool = FeaturePool(store, default_device(device))
+    predictors = [HeadPredictor(d, pool, features or None, text_features or None) for d in member_dirs]
+    classes = predictors[0].classes
+    corpus = corpus or first_cfg.get("corpus", "msp")
+    names = list(dict.fromkeys(n for p in predictors for n in p.feature_names))
+    table, what = target_table(classes, corpus, pool, names, ids, labels, split, first_cfg.get("classes") or ())
+    mods = [p.modalities(table) for p in predictors]
+    present = _present(mods, len(table))
+    notes = []
+    if not present.all():
+        gone = [table.ids[i] for i in np.flatnonzero(~present)]
+        if not drop_missing:
+            raise HeadError(f"{len(gone)} utterance(s) are missing from the feature sets, e.g. {gone[:3]}; extract "
+                            "them, or pass --drop-missing to predict the others")
+        notes.append(f"{len(gone)} utterance(s) missing from the cache were skipped, e.g. {gone[:3]}")
+    rows = np.flatnonzero(present)
+    if not len(rows):
+        raise HeadError("nothing to predict")
+    member_out = [_outputs(table, rows, p.predict(table, rows, m)) for p, m in zip(predictors, mods)]
+    letters = list(classes.letters)
+
+    dec_obj: Decision | None = None
+    vote_shares = None
+    tied = None
+    if ensemble:
+        from .ensemble import combine
+
+        if spec.get("member_decisions"):
+            for d, o in zip(member_dirs, member_out):
+                md = Decision.load(d / "decision.json", letters)
+                if o.probs is not None:
+                    o.decision, o.probs = md.apply(o.probs), md.adjusted_probs(o.probs)
+        if decision == "auto" and spec.get("decision"):
+            dec_obj = Decision.load(path / "decision.json", letters)
+        elif decision not in ("auto", "none"):
+            dec_obj = Decision.load(decision, letters)
+        stacker = Stacker.from_dict(spec["stacker"]["model"]) if spec.get("stacker") else None
+        dev_values = [m["dev_selection"] if m["dev_selection"] is not None else -np.inf for m in spec["members"]]
+        order = sorted(range(len(dev_values)), key=lambda i: -dev_values[i])
+        cls_members = [i for i, o in enumerate(member_out) if o.probs is not None]
+        rank = [cls_members.index(i) for i in order if i in cls_members]
+        combined = combine(member_out, letters, spec["method"], spec["tie_rule"], rank, stacker, dec_obj)
+        result, vote_shares, tied = combined.out, combined.vote_shares, combined.tied
+        method = f"ensemble ({spec['method']} of {len(member_dirs)})"
+    else:
+        result = member_out[0]
+        if decision == "auto" and (path / "decision.json").is_file():
+            dec_obj = Decision.load(path / "decision.json", letters)
+        elif decision not in ("auto", "none"):
+            dec_obj = Decision.load(decision, letters)
+        if dec_obj is not None and result.probs is not None:
+            result.decision = dec_obj.apply(result.probs)
+        method = "head"
+
+    out.mkdir(parents=True, exist_ok=True)
+    write_outputs(out / "probabilities.csv", result, letters)
+    files = ["probabilities.csv"]
+    if result.probs is not None:
+        if fmt == "baseline":
+            if tuple(letters) != MSP_CLASSES:
+                raise HeadError(f"--format baseline writes the 8 MSP-Podcast scores in the order {' '.join(MSP_CLASSES)}; "
+                                f"this model's classes are {' '.join(letters)} (use --format letter)")
+            if vote_shares is not None:
+                scores = vote_shares.copy()
+                scores[np.arange(len(scores)), result.decision] += 1e-3 * tied
+            elif dec_obj is not None:
+                scores = dec_obj.adjusted_probs(result.probs)
+            else:
+                scores = result.probs
+            write_submission_baseline(out / "submission_categorical.csv", result.ids, scores)
+        else:
+            write_submission_letters(out / "submission_categorical.csv", result.ids,
+                                     [letters[int(i)] for i in result.decision])
+        files.append("submission_categorical.csv")
+    if result.avd_pred is not None:
+        write_submission_attributes(out / "submission_attributes.csv", result.ids, result.avd_pred)
+        files.append("submission_attributes.csv")
+    metrics = score(result, letters)
+    payload = {"model": str(path), "kind": method, "store": str(store), "utterances": what, "n": len(result),
+               "features": {str(d): p.feature_names for d, p in zip(member_dirs, predictors)},
+               "decision": None if dec_obj is None else {"method": dec_obj.method, "bias": dec_obj.bias.tolist()},
+               "format": fmt, "files": files, "notes": notes,
+               "predicted_counts": None if result.probs is None else
+               {c: int((result.decision == j).sum()) for j, c in enumerate(letters)},
+               "metrics": metrics or None}
+    write_json(out / "predict.json", payload)
+    if verbose:
+        print(f"predicted {len(result)} utterance(s) with {method} {path} -> {out}: {', '.join(files)}")
+        if payload["predicted_counts"]:
+            print("predicted classes: " + "  ".join(f"{c} {n}" for c, n in payload["predicted_counts"].items()))
+        if metrics:
+            from .rundir import summary_table
+
+            print(summary_table({"splits": {what: metrics}}))
+        for note in notes:
+            print(f"note: {note}")
+    return payload
+
+
+# ----------------------------------------------------------------------------------- submission files
+def write_submission_letters(path: Path, ids: Sequence[str], letters: Sequence[str]) -> None:
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["FileName", "EmoClass"])
+        writer.writerows(zip(ids, letters))
+
+
+def write_submission_baseline(path: Path, ids: Sequence[str], scores: np.ndarray) -> None:
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["Filename", "Prediction"])
+        for uid, row in zip(ids, scores):
+            writer.writerow([uid, ",".join(f"{v:.6f}" for v in row)])
+
+
+def write_submission_attributes(path: Path, ids: Sequence[str], values: np.ndarray) -> None:
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["FileName", *ATTRIBUTE_COLUMNS])
+        for uid, row in zip(ids, values):
+            writer.writerow([uid, *[f"{v:.6f}" for v in row]])
+
+
+def read_submission(path: str | Path) -> dict[str, Any]:
+    """A submission file back as {id: letter}, {id: score vector} or {id: (act, val, dom)}."""
+    with open(path, newline="") as handle:
+        reader = csv.reader(handle)
+        header = next(reader)
+        rows = list(reader)
+    if header == ["FileName", "EmoClass"]:
+        return {r[0]: r[1] for r in rows}
+    if header == ["Filename", "Prediction"]:
+        return {r[0]: np.array([float(v) for v in r[1].split(",")]) for r in rows}
+    if header == ["FileName", *ATTRIBUTE_COLUMNS]:
+        return {r[0]: tuple(float(v) for v in r[1:]) for r in rows}
+    raise HeadError(f"{path}: unknown submission header {header}")

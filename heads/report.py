@@ -1,0 +1,403 @@
+"""`report-heads`: figures and tables from run directories (runs, sweeps, IEMOCAP folds, ensembles).
+
+For every run: a confusion-matrix figure per labelled split (counts and row-normalised percentages
+side by side, class letters on the axes, every cell annotated), learning curves (train and dev loss,
+dev selection metric per epoch, best epoch marked), the metrics per split, a per-class
+precision/recall/F1/support table, and the decision file's before/after when present. Over all
+runs: a leaderboard sorted by the dev selection metric (one table per metric when classification and
+regression runs are mixed) and its bar chart. Written as PNGs + report.md, and report.html with the
+images embedded (one self-contained file). Numbers are percentages with two decimals (CCC: 4 decimals),
+exactly as in metrics.json.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import math
+import os
+import re
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from .errors import HeadError
+from .metrics import DEFINITIONS
+from .outputs import RunOutputs, find_runs, load_run
+
+PCT_KEYS = (("macro_f1", "Macro-F1"), ("micro_f1", "Micro-F1"), ("accuracy", "WA"), ("balanced_accuracy", "UA"))
+CCC_KEYS = (("ccc_arousal", "CCC-A"), ("ccc_valence", "CCC-V"), ("ccc_dominance", "CCC-D"), ("ccc_mean", "CCC"))
+
+
+def pct(v: Any) -> str:
+    return "-" if v is None or (isinstance(v, float) and not math.isfinite(v)) else f"{100 * v:.2f}"
+
+
+def num(v: Any) -> str:
+    return "-" if v is None or (isinstance(v, float) and not math.isfinite(v)) else f"{v:.4f}"
+
+
+def fmt_metric(key: str, v: Any) -> str:
+    return num(v) if key.startswith("ccc") else pct(v)
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_")[:80] or "run"
+
+
+# ----------------------------------------------------------------------------------- figures
+def per_class(cm: np.ndarray) -> dict[str, np.ndarray]:
+    cm = np.asarray(cm, np.float64)
+    tp = np.diag(cm)
+    support, predicted = cm.sum(1), cm.sum(0)
+    precision = np.where(predicted > 0, tp / np.maximum(predicted, 1), 0.0)
+    recall = np.where(support > 0, tp / np.maximum(support, 1), 0.0)
+    f1 = np.where(support + predicted > 0, 2 * tp / np.maximum(support + predicted, 1), 0.0)
+    return {"precision": precision, "recall": recall, "f1": f1, "support": support.astype(np.int64)}
+
+
+def confusion_figure(cm: Sequence[Sequence[int]], letters: Sequence[str], title: str, path: Path,
+                     names: Sequence[str] | None = None) -> Path:
+    """Counts (left) and row-normalised % (right); rows: true class, columns: predicted class."""
+    plt = _plt()
+    cm = np.asarray(cm, np.int64)
+    C = len(letters)
+    rows = cm.sum(1, keepdims=True)
+    norm = np.where(rows > 0, 100.0 * cm / np.maximum(rows, 1), 0.0)
+    side = max(4.2, 0.62 * C + 1.6)
+    fig, axes = plt.subplots(1, 2, figsize=(2 * side + 1.4, side + 0.9), dpi=120, constrained_layout=True)
+    cell_font = 11 if C <= 8 else (9 if C <= 12 else 7)
+    labels = [f"{l}" for l in letters]
+    for ax, data, kind in ((axes[0], cm, "counts"), (axes[1], norm, "row %")):
+        vmax = data.max() if data.max() > 0 else 1
+        im = ax.imshow(data, cmap="Blues", vmin=0, vmax=vmax)
+        for i in range(C):
+            for j in range(C):
+                v = data[i, j]
+                text = f"{int(v)}" if kind == "counts" else f"{v:.0f}" if v >= 9.95 or v == 0 else f"{v:.1f}"
+                ax.text(j, i, text, ha="center", va="center", fontsize=cell_font,
+                        color="white" if v > 0.55 * vmax else "black")
+        ax.set_xticks(range(C), labels, fontsize=11)
+        ax.set_yticks(range(C), labels, fontsize=11)
+        ax.set_xlabel("predicted class", fontsize=11)
+        ax.set_ylabel("true class", fontsize=11)
+        ax.set_title("counts" if kind == "counts" else "row-normalised (% of true class = recall on diagonal)",
+                     fontsize=10.5)
+        cbar = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03)
+        cbar.ax.tick_params(labelsize=9)
+    legend = ""
+    if names and list(names) != list(letters):
+        legend = "   ".join(f"{l} = {n}" for l, n in zip(letters, names))
+    fig.suptitle(title + (f"\n{legend}" if legend else ""), fontsize=12)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def curves_figure(epochs: list[dict], metric: str, title: str, path: Path) -> Path | None:
+    if not epochs:
+        return None
+    plt = _plt()
+    x = [e["epoch"] for e in epochs]
+    best = max(epochs, key=lambda e: e["selection"] if e.get("selection") is not None else -math.inf)
+    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4.2), dpi=120, constrained_layout=True)
+    for key, label, style in (("train_loss", "train loss", "-o"), ("dev_loss", "dev loss", "-s")):
+        ys = [e.get(key) for e in epochs]
+        if any(v is not None for v in ys):
+            a.plot(x, [np.nan if v is None else v for v in ys], style, label=label, markersize=4)
+    a.axvline(best["epoch"], color="grey", linestyle="--", linewidth=1, label=f"best epoch {best['epoch']}")
+    a.set_xlabel("epoch", fontsize=11)
+    a.set_ylabel("loss", fontsize=11)
+    a.set_title("losses", fontsize=11)
+    a.legend(fontsize=9)
+    a.grid(alpha=0.3)
+    scale = 1.0 if metric.startswith("ccc") or "ccc" in metric else 100.0
+    unit = "" if scale == 1.0 else " (%)"
+    shown = [("selection", f"dev {metric} (selection)")]
+    for key, label in (("dev_balanced_accuracy", "dev UA"), ("dev_accuracy", "dev WA")):
+        if any(key in e for e in epochs) and scale == 100.0:
+            shown.append((key, label))
+    for key, label in shown:
+        ys = [e.get(key) for e in epochs]
+        b.plot(x, [np.nan if v is None else scale * v for v in ys], "-o", label=label, markersize=4)
+    b.plot([best["epoch"]], [scale * best["selection"]], marker="*", color="crimson", markersize=14, linestyle="none",
+           label=f"best: {scale * best['selection']:.2f}" if scale == 100 else f"best: {best['selection']:.4f}")
+    b.axvline(best["epoch"], color="grey", linestyle="--", linewidth=1)
+    b.set_xlabel("epoch", fontsize=11)
+    b.set_ylabel(f"dev metric{unit}", fontsize=11)
+    b.set_title("dev metrics", fontsize=11)
+    b.legend(fontsize=9)
+    b.grid(alpha=0.3)
+    for ax in (a, b):
+        ax.tick_params(labelsize=10)
+        if len(x) <= 25:
+            ax.set_xticks(x)
+    fig.suptitle(title, fontsize=12)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def leaderboard_figure(rows: list[dict], metric: str, path: Path) -> Path | None:
+    if len(rows) < 2:
+        return None
+    plt = _plt()
+    rows = rows[:30]
+    scale = 1.0 if metric.startswith("ccc") else 100.0
+    labels = [r["label"] if len(r["label"]) <= 48 else "…" + r["label"][-47:] for r in rows]
+    values = [scale * (r["dev"] if r["dev"] is not None else np.nan) for r in rows]
+    fig, ax = plt.subplots(figsize=(10, 0.42 * len(rows) + 1.4), dpi=120, constrained_layout=True)
+    colors = ["tab:orange" if r["kind"] == "ensemble" else "tab:blue" for r in rows]
+    y = np.arange(len(rows))
+    ax.barh(y, values, color=colors)
+    ax.set_yticks(y, labels, fontsize=9)
+    ax.invert_yaxis()
+    for yi, v in zip(y, values):
+        if np.isfinite(v):
+            ax.text(v, yi, f" {v:.2f}" if scale == 100 else f" {v:.4f}", va="center", fontsize=9)
+    finite = [v for v in values if np.isfinite(v)]
+    if finite:
+        lo, hi = min(finite), max(finite)
+        pad = (hi - lo) * 0.25 + (1.0 if scale == 100 else 0.01)
+        ax.set_xlim(max(0.0, lo - pad), hi + pad)
+    ax.set_xlabel(f"dev {metric}" + (" (%)" if scale == 100 else ""), fontsize=11)
+    ax.set_title("leaderboard (orange: ensembles)", fontsize=11)
+    ax.grid(axis="x", alpha=0.3)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+# ----------------------------------------------------------------------------------- document model
+class Doc:
+    """Blocks rendered both as Markdown and as self-contained HTML."""
+
+    def __init__(self, out: Path):
+        self.out = out
+        self.blocks: list[tuple] = []
+
+    def h(self, level: int, text: str) -> None:
+        self.blocks.append(("h", level, text))
+
+    def p(self, text: str) -> None:
+        self.blocks.append(("p", text))
+
+    def table(self, header: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+        self.blocks.append(("table", list(header), [list(map(str, r)) for r in rows]))
+
+    def img(self, path: Path, alt: str) -> None:
+        self.blocks.append(("img", path, alt))
+
+    def markdown(self) -> str:
+        lines: list[str] = []
+        for b in self.blocks:
+            if b[0] == "h":
+                lines += ["#" * b[1] + " " + b[2], ""]
+            elif b[0] == "p":
+                lines += [b[1], ""]
+            elif b[0] == "table":
+                esc = (lambda s: s.replace("|", "\\|"))
+                lines.append("| " + " | ".join(map(esc, b[1])) + " |")
+                numeric = [all(re.fullmatch(r"-?[0-9.]+|-", r[i] or "-") for r in b[2]) if b[2] else False
+                           for i in range(len(b[1]))]
+                lines.append("|" + "|".join("---:" if n else "---" for n in numeric) + "|")
+                lines += ["| " + " | ".join(map(esc, r)) + " |" for r in b[2]]
+                lines.append("")
+            elif b[0] == "img":
+                lines += [f"![{b[2]}]({os.path.relpath(b[1], self.out)})", ""]
+        return "\n".join(lines)
+
+    def html(self, title: str) -> str:
+        parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title><style>"
+                 "body{font-family:system-ui,sans-serif;max-width:1300px;margin:2em auto;padding:0 1em;color:#222}"
+                 "table{border-collapse:collapse;margin:0.6em 0 1.2em}td,th{border:1px solid #ccc;padding:3px 8px;"
+                 "text-align:right;font-variant-numeric:tabular-nums}td:first-child,th:first-child{text-align:left}"
+                 "th{background:#f3f3f3}img{max-width:100%;border:1px solid #eee;margin:0.4em 0}"
+                 "</style></head><body>"]
+        for b in self.blocks:
+            if b[0] == "h":
+                parts.append(f"<h{b[1]}>{html.escape(b[2])}</h{b[1]}>")
+            elif b[0] == "p":
+                text = html.escape(b[1])
+                text = re.sub(r"`([^`]*)`", r"<code>\1</code>", text)
+                text = re.sub(r"\*\*([^*]*)\*\*", r"<b>\1</b>", text)
+                parts.append(f"<p>{text}</p>")
+            elif b[0] == "table":
+                parts.append("<table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in b[1]) + "</tr>")
+                parts += ["<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in b[2]]
+                parts.append("</table>")
+            elif b[0] == "img":
+                data = base64.b64encode(Path(b[1]).read_bytes()).decode("ascii")
+                parts.append(f"<img alt='{html.escape(b[2])}' src='data:image/png;base64,{data}'>")
+        parts.append("</body></html>")
+        return "\n".join(parts)
+
+
+# ----------------------------------------------------------------------------------- report
+def _labels(paths: list[Path]) -> list[str]:
+    if len(paths) == 1:
+        return [paths[0].name]
+    resolved = [p.resolve() for p in paths]
+    common = Path(os.path.commonpath([str(p) for p in resolved]))
+    labels = []
+    for p in resolved:
+        rel = p.relative_to(common).as_posix() if p != common else p.name
+        labels.append(rel or p.name)
+    return labels
+
+
+def describe(run: RunOutputs) -> str:
+    c = run.config
+    if run.kind == "ensemble":
+        text = f"ensemble: **{c.get('method')}** of {len(c.get('members', []))} members"
+        if c.get("method") == "vote":
+            text += f"; tie rule `{c.get('tie_rule')}` ({c.get('tie_rule_text')})"
+        if c.get("stacker"):
+            text += f"; stacker {c['stacker']['kind']} ({c['stacker']['folds']}-fold out-of-fold on dev)"
+        if c.get("decision"):
+            text += f"; decision {c['decision']['method']}"
+        return text
+    feats = ", ".join(c.get("features", []) + c.get("text_features", []))
+    loss = c.get("loss", "?")
+    if loss == "focal":
+        loss += f" γ={c.get('gamma')}"
+    m = run.metrics
+    best = f"; best epoch {m.get('best_epoch')} of {m.get('epochs_run')}" if "best_epoch" in m else ""
+    return (f"loss {loss}, weights {c.get('weights')}, sampler {c.get('sampler')}, fusion {c.get('fusion')}; "
+            f"features `{feats}`{best}")
+
+
+def leaderboard_rows(runs: list[RunOutputs], labels: list[str]) -> dict[str, list[dict]]:
+    by_metric: dict[str, list[dict]] = {}
+    for run, label in zip(runs, labels):
+        metric = "ccc_mean" if run.selection_metric.endswith("ccc_mean") else "macro_f1"
+        dev = run.split_metrics(run.dev_split)
+        row = {"label": label, "kind": run.kind, "dev": dev.get(metric), "run": run,
+               "selection": run.metrics.get("selection", {}).get("metric", metric),
+               "tuned": bool(run.kind == "ensemble" and (run.config.get("decision") or {}).get("method", "").endswith(
+                   "bias"))}
+        by_metric.setdefault(metric, []).append(row)
+    for rows in by_metric.values():
+        rows.sort(key=lambda r: -(r["dev"] if r["dev"] is not None else -math.inf))
+    return by_metric
+
+
+def build_report(paths: Sequence[str | Path], out: str | Path, title: str = "sercache heads report",
+                 html_page: bool = True, curves: bool = True, verbose: bool = True) -> dict[str, Any]:
+    out = Path(out)
+    run_paths = find_runs(paths)
+    runs = [load_run(p, read_splits=False) for p in run_paths]
+    labels = _labels(run_paths)
+    out.mkdir(parents=True, exist_ok=True)
+    fig_dir = out / "figures"
+    fig_dir.mkdir(exist_ok=True)
+    doc = Doc(out)
+    doc.h(1, title)
+    doc.p(f"{len(runs)} run(s): " + ", ".join(f"`{l}`" for l in labels))
+    doc.p(f"WA = {DEFINITIONS['accuracy']}; UA = {DEFINITIONS['balanced_accuracy']}; Macro-F1 = "
+          f"{DEFINITIONS['macro_f1']}. Percentages with two decimals; CCC with four.")
+    images: list[Path] = []
+
+    boards = leaderboard_rows(runs, labels)
+    doc.h(2, "Leaderboard")
+    for metric, rows in boards.items():
+        splits = list(dict.fromkeys(s for r in rows for s in r["run"].metrics.get("splits", {})
+                                    if s != r["run"].dev_split))
+        key_set = PCT_KEYS if metric == "macro_f1" else CCC_KEYS
+        shown = dict((*PCT_KEYS, *CCC_KEYS))[metric]
+        header = ["#", "run", "kind", f"dev {shown}"]
+        extra_dev = [k for k, _ in key_set if k != metric]
+        header += [f"dev {name}" for k, name in key_set if k != metric]
+        header += [f"{s} {('Macro-F1' if metric == 'macro_f1' else 'CCC')}" for s in splits]
+        table_rows = []
+        for i, r in enumerate(rows, 1):
+            run = r["run"]
+            dev = run.split_metrics(run.dev_split)
+            label = r["label"] + (" (dev-tuned decision)" if r["tuned"] else "")
+            if run.kind == "ensemble" and run.config.get("stacker"):
+                label += " (dev out-of-fold)"
+            line = [i, label, r["kind"], fmt_metric(metric, r["dev"])]
+            line += [fmt_metric(k, dev.get(k)) for k in extra_dev]
+            line += [fmt_metric(metric, run.split_metrics(s).get(metric)) for s in splits]
+            table_rows.append(line)
+        doc.p(f"Sorted by dev {shown} (the selection metric); best first.")
+        doc.table(header, table_rows)
+        fig = leaderboard_figure(rows, metric, fig_dir / f"leaderboard_{metric}.png")
+        if fig:
+            doc.img(fig, f"leaderboard by dev {metric}")
+            images.append(fig)
+
+    for run, label in zip(runs, labels):
+        doc.h(2, f"{label}")
+        doc.p(describe(run))
+        splits = run.metrics.get("splits", {})
+        has_cls = any("macro_f1" in m for m in splits.values())
+        has_avd = any("ccc_mean" in m for m in splits.values())
+        header = ["split", "n"]
+        keys: list[tuple[str, str]] = []
+        if has_cls:
+            keys += list(PCT_KEYS)
+        if has_avd:
+            keys += list(CCC_KEYS)
+        header += [name for _, name in keys]
+        doc.table(header, [[s, m.get("n", m.get("n_avd", "")), *[fmt_metric(k, m.get(k)) for k, _ in keys]]
+                           for s, m in splits.items()])
+        if run.metrics.get("before_decision"):
+            doc.p("Before the ensemble's decision (no biases):")
+            doc.table(["split", "n", "Macro-F1", "UA"],
+                      [[s, m.get("n", ""), pct(m.get("macro_f1")), pct(m.get("balanced_accuracy"))]
+                       for s, m in run.metrics["before_decision"].items()])
+        stem = _safe(label)
+        for split, m in splits.items():
+            if "confusion" not in m:
+                continue
+            pc = per_class(m["confusion"])
+            doc.h(3, f"{label} — {split}: per class")
+            doc.table(["class", "name", "precision", "recall", "F1", "support"],
+                      [[c, n, pct(pc["precision"][j]), pct(pc["recall"][j]), pct(pc["f1"][j]), int(pc["support"][j])]
+                       for j, (c, n) in enumerate(zip(run.letters, run.names))])
+            fig = confusion_figure(m["confusion"], run.letters,
+                                   f"{label} — {split}: Macro-F1 {pct(m.get('macro_f1'))} %, UA "
+                                   f"{pct(m.get('balanced_accuracy'))} %, n = {m.get('n')}",
+                                   fig_dir / f"{stem}_confusion_{_safe(split)}.png", run.names)
+            doc.img(fig, f"confusion matrix {label} {split}")
+            images.append(fig)
+        if curves and run.kind == "run":
+            fig = curves_figure(run.epochs, run.selection_metric, f"{label}: learning curves",
+                                fig_dir / f"{stem}_curves.png")
+            if fig:
+                doc.img(fig, f"learning curves {label}")
+                images.append(fig)
+        dec_path = run.path / "decision.json"
+        if dec_path.is_file() and run.kind == "run":
+            d = json.loads(dec_path.read_text())
+            doc.p(f"Decision `{d.get('method')}` (decision.json): bias "
+                  + ", ".join(f"{c} {b:+.3f}" for c, b in zip(d.get("classes", []), d.get("bias", []))))
+            rows = [[s, pct(v["before"]["macro_f1"]), pct(v["after"]["macro_f1"]),
+                     pct(v["before"]["balanced_accuracy"]), pct(v["after"]["balanced_accuracy"])]
+                    for s, v in d.get("splits", {}).items()]
+            if rows:
+                doc.table(["split", "Macro-F1 before", "after", "UA before", "after"], rows)
+            if "cv" in d:
+                doc.p(f"Out-of-fold estimate on dev ({d['cv']['folds']} folds): Macro-F1 "
+                      f"{pct(d['cv']['macro_f1_untuned'])} -> {pct(d['cv']['macro_f1_oof'])}")
+    (out / "report.md").write_text(doc.markdown())
+    files = [out / "report.md"]
+    if html_page:
+        (out / "report.html").write_text(doc.html(title))
+        files.append(out / "report.html")
+    if verbose:
+        print(f"report of {len(runs)} run(s) -> {', '.join(map(str, files))} ({len(images)} figure(s) in {fig_dir})")
+    return {"runs": [str(p) for p in run_paths], "files": [str(f) for f in files], "images": [str(i) for i in images],
+            "leaderboard": {m: [(r["label"], r["dev"]) for r in rows] for m, rows in boards.items()}}
