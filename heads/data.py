@@ -72,13 +72,17 @@ class LoadedSet:
 class FeaturePool:
     """Feature sets loaded once and shared by every config of a sweep (keyed by set name)."""
 
-    def __init__(self, store: str | Path, device: torch.device, placement: str = "auto", progress: bool = False):
+    def __init__(self, store, device: torch.device, placement: str = "auto", progress: bool = False):
+        """`store`: a store directory, or any mapping name -> FeatureSet-like object (benchmarks' in-memory sets)."""
         from sercache.cache import CacheError, open_store
 
-        try:
-            self.store = open_store(store)
-        except CacheError as err:
-            raise HeadError(f"cannot open feature store {store!s}: {err}") from None
+        if isinstance(store, (str, Path)):
+            try:
+                self.store = open_store(store)
+            except CacheError as err:
+                raise HeadError(f"cannot open feature store {store!s}: {err}") from None
+        else:
+            self.store = store
         self.device, self.requested, self.progress = device, placement, progress
         self.sets: dict[str, LoadedSet] = {}
         self.placement: str | None = None

@@ -16,7 +16,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .labels import MSP_CLASS_NAMES, MSP_CLASSES
+from .labels import MSP_CLASS_NAMES, MSP_CLASSES, read_msp_consensus
 
 # Train counts of paper 000 table 4, in MSP_CLASSES order (A S H U F D C N).
 MSP_TRAIN_COUNTS = {"A": 3053, "S": 3882, "H": 13440, "U": 2897, "F": 1139, "D": 1426, "C": 2443, "N": 25016}
@@ -51,7 +51,8 @@ def make_synthetic_corpus(root: str | Path, n_train: int = 400, n_dev: int = 120
                           text_tokens: float = 20.0, signal: float = 0.6, text_signal: float = 0.4,
                           ox_fraction: float = 0.1, seed: int = 0, backend: str = "zarr", part_frames: int = 0,
                           with_text: bool = True, detailed_layout: str = "new", dtype: str = "float16",
-                          progress: bool = False, class_counts: dict[str, int] | None = None) -> SyntheticCorpus:
+                          progress: bool = False, class_counts: dict[str, int] | None = None,
+                          write_features: bool = True) -> SyntheticCorpus:
     """Write store + label files under `root`. Sizes are parameters so tests stay tiny and the
     benchmark can approach MSP-Podcast train (53,386 utterances, mean 5.8 s, 50 frames/s)."""
     from tqdm.auto import tqdm
@@ -122,7 +123,7 @@ def make_synthetic_corpus(root: str | Path, n_train: int = 400, n_dev: int = 120
         text_dirs = rng.normal(size=(C, text_dim)).astype(np.float32)
         text_dirs /= np.linalg.norm(text_dirs, axis=1, keepdims=True)
     storage = StorageConfig(backend=backend, dtype=dtype)
-    for name, kind, shape, lens in sets:
+    for name, kind, shape, lens in (sets if write_features else []):
         writer = FeatureSetWriter(store, name, storage)
         writer.ensure_metadata({
             "model": f"synthetic-{kind}", "kind": kind, "frame_rate": frame_rate if kind == "audio" else None,
@@ -186,3 +187,74 @@ def _write_detailed(path: Path, rows: Sequence[tuple], attrs: dict, rng: np.rand
                                           f"V:{v:.1f}; D:{d:.1f};"])
                 else:
                     writer.writerow([uid, f"WORKER{worker:05d}", primary, ",".join(secondary), a, v, d])
+
+
+class InMemoryFeatureSet:
+    """Stands in for a store's FeatureSet in benchmarks: frames are generated straight into the
+    target device's memory (class direction + noise), so a full-size MSP-Podcast-shaped run needs
+    no 50-GB store on disk. Implements what FeaturePool uses: ids, lengths(), dtype, frame_shape,
+    meta and load()."""
+
+    def __init__(self, name: str, kind: str, ids: list[str], letters: Sequence[str], dim: int, mean_len: float,
+                 std_len: float, max_len: int, seed: int, signal: float = 0.5, dtype: str = "float16"):
+        rng = np.random.default_rng(seed)
+        if kind == "audio":
+            lengths = np.clip(rng.normal(mean_len, std_len, len(ids)), max(1, 0.2 * mean_len), max_len)
+        else:
+            lengths = np.maximum(3, rng.poisson(mean_len, len(ids)))
+        self.name, self.ids, self.dtype, self.frame_shape = name, list(ids), dtype, (dim,)
+        self._lengths = lengths.astype(np.int64)
+        self._index = {u: i for i, u in enumerate(self.ids)}
+        self._class = np.array([MSP_CLASSES.index(c) if c in MSP_CLASSES else -1 for c in letters])
+        self._seed, self._signal = seed, signal
+        self.meta = {"name": name, "model": f"synthetic-{kind}", "kind": kind, "dtype": dtype, "frame_shape": [dim],
+                     "frame_rate": 50.0 if kind == "audio" else None, "sample_rate": 16000,
+                     "layers": "-1", "layer_indices": [-1], "reduction": "none", "whisper_mode": None,
+                     "weights_sha256": None, "schema_version": 1}
+
+    def lengths(self, ids: Sequence[str] | None = None) -> np.ndarray:
+        return self._lengths if ids is None else self._lengths[[self._index[u] for u in ids]]
+
+    def load(self, ids: Sequence[str] | None = None, device: str = "cpu", dtype=None, pin_memory: bool = False,
+             verify: bool = False):
+        import torch
+
+        from sercache.cache import PackedFeatures
+
+        ids = list(self.ids if ids is None else ids)
+        rows = np.array([self._index[u] for u in ids])
+        lengths = torch.as_tensor(self._lengths[rows])
+        offsets = torch.zeros(len(ids) + 1, dtype=torch.long)
+        torch.cumsum(lengths, 0, out=offsets[1:])
+        gen = torch.Generator(device=device).manual_seed(self._seed)
+        dim = self.frame_shape[0]
+        directions = torch.randn(len(MSP_CLASSES) + 1, dim, generator=gen, device=device)
+        directions = self._signal * directions / directions.norm(dim=1, keepdim=True)
+        directions[-1] = 0  # no class (O, X): noise only
+        frames = torch.empty(int(offsets[-1]), dim, dtype=getattr(torch, self.dtype), device=device)
+        per_frame = torch.as_tensor(self._class[rows], device=device).repeat_interleave(lengths.to(device))
+        step = 1 << 20  # rows per chunk: bounded float32 scratch memory
+        for start in range(0, frames.shape[0], step):
+            stop = min(start + step, frames.shape[0])
+            noise = torch.randn(stop - start, dim, generator=gen, device=device)
+            frames[start:stop] = noise + directions[per_frame[start:stop]]
+        if pin_memory:
+            frames = frames.pin_memory()
+        return PackedFeatures(frames, offsets, ids)
+
+
+def in_memory_pool(corpus: SyntheticCorpus, device, audio_dim: int, text_dim: int, with_text: bool = True,
+                   placement: str = "auto", signal: float = 0.5, mean_frames: float = 290.0):
+    """A FeaturePool over InMemoryFeatureSets for the corpus' label file (see make_synthetic_corpus's
+    write_features=False)."""
+    from .data import FeaturePool
+
+    table = read_msp_consensus(corpus.consensus)
+    letters = [str(x) for x in table.letter]
+    # MSP-Podcast train: mean 5.8 s (290 frames at 50 fps), sd 2.4 s, at most 12 s
+    sets = {corpus.audio: InMemoryFeatureSet(corpus.audio, "audio", table.ids, letters, audio_dim, mean_frames,
+                                             mean_frames * 0.41, int(mean_frames * 2.07), 1, signal)}
+    if with_text:
+        sets[corpus.text] = InMemoryFeatureSet(corpus.text, "text", table.ids, letters, text_dim, 20.0, 0.0, 0, 2,
+                                               signal)
+    return FeaturePool(sets, device, placement)
