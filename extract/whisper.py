@@ -27,21 +27,66 @@ from .layers import LayerSpec
 WHISPER_MODES = ("padded", "trimmed")
 
 
-class WhisperEncoderFrames(AudioEncoder):
-    def __init__(self, name: str, encoder, feature_extractor, device: torch.device, dtype: torch.dtype,
-                 mode: str):
+class WindowedWhisper(AudioEncoder):
+    """Frame bookkeeping and 30-s windowing shared by the Whisper backends (transformers, CTranslate2):
+    a backend encodes a batch of window mels (`_encode_windows`), this class cuts and joins."""
+
+    def __init__(self, name: str, model, device: torch.device, dtype: torch.dtype, feature_extractor, mode: str,
+                 samples_per_frame: int):
         if mode not in WHISPER_MODES:
             raise EncoderError(f"unknown Whisper mode {mode!r}; choose one of {WHISPER_MODES}")
-        super().__init__(name, encoder, device, dtype)
+        super().__init__(name, model, device, dtype)
         self.features = feature_extractor
         self.mode = mode
         self.window = feature_extractor.n_samples  # 480000 samples = 30 s
+        self.samples_per_frame = samples_per_frame  # 320
+        self.frame_rate = self.sample_rate / samples_per_frame
+        self.min_samples = samples_per_frame
+
+    def _windows(self, n_samples: int) -> list[tuple[int, int]]:
+        return [(s, min(s + self.window, n_samples)) for s in range(0, n_samples, self.window)]
+
+    def num_frames(self, n_samples: int) -> int:
+        return math.ceil(n_samples / self.samples_per_frame)
+
+    def cost(self, n_samples: int) -> int:
+        if self.mode == "padded":
+            return len(self._windows(n_samples)) * self.window
+        return n_samples
+
+    @torch.inference_mode()
+    def encode(self, waves: list[np.ndarray], layers: LayerSpec) -> list[torch.Tensor]:
+        self.check_layers(layers)
+        owners, chunks = [], []
+        for i, wave in enumerate(waves):
+            for start, stop in self._windows(len(wave)):
+                owners.append(i)
+                chunks.append(wave[start:stop])
+        mel = self.features(chunks, sampling_rate=self.sample_rate, return_tensors="np",
+                            padding="max_length").input_features
+        valid = [self.num_frames(len(c)) for c in chunks]
+        outputs = self._encode_windows(mel, valid, layers)
+        pieces: list[list[torch.Tensor]] = [[] for _ in waves]
+        for owner, out, frames in zip(owners, outputs, valid):
+            pieces[owner].append(torch.as_tensor(out[:frames]).float().cpu())
+        return [torch.cat(p) for p in pieces]
+
+    def _encode_windows(self, mel: np.ndarray, valid: list[int], layers: LayerSpec):
+        """Per window, frames [>= valid[i], *frame_shape] (tensors or arrays)."""
+        raise NotImplementedError
+
+    def provenance(self):
+        return {**super().provenance(), "whisper_mode": self.mode, "window_seconds": self.window / self.sample_rate}
+
+
+class WhisperEncoderFrames(WindowedWhisper):
+    def __init__(self, name: str, encoder, feature_extractor, device: torch.device, dtype: torch.dtype,
+                 mode: str):
         self.max_frames = encoder.config.max_source_positions  # 1500
-        self.samples_per_frame = self.window // self.max_frames  # 320
-        self.frame_rate = self.sample_rate / self.samples_per_frame
+        super().__init__(name, encoder, device, dtype, feature_extractor, mode,
+                         feature_extractor.n_samples // self.max_frames)
         self.n_hidden = encoder.config.encoder_layers + 1
         self.dim = encoder.config.d_model
-        self.min_samples = self.samples_per_frame
 
     @classmethod
     def from_pretrained(cls, name: str, device: torch.device, dtype: torch.dtype, mode: str
@@ -60,35 +105,8 @@ class WhisperEncoderFrames(AudioEncoder):
                                f"encoder expects {encoder.config.num_mel_bins}")
         return cls(name, encoder, extractor, device, dtype, mode)
 
-    def provenance(self):
-        return {**super().provenance(), "whisper_mode": self.mode, "window_seconds": self.window / 16000}
-
-    def _windows(self, n_samples: int) -> list[tuple[int, int]]:
-        return [(s, min(s + self.window, n_samples)) for s in range(0, n_samples, self.window)]
-
-    def num_frames(self, n_samples: int) -> int:
-        return math.ceil(n_samples / self.samples_per_frame)
-
-    def cost(self, n_samples: int) -> int:
-        if self.mode == "padded":
-            return len(self._windows(n_samples)) * self.window
-        return n_samples
-
-    @torch.inference_mode()
-    def encode(self, waves: list[np.ndarray], layers: LayerSpec) -> list[torch.Tensor]:
-        owners, chunks = [], []
-        for i, wave in enumerate(waves):
-            for start, stop in self._windows(len(wave)):
-                owners.append(i)
-                chunks.append(wave[start:stop])
-        mel = self.features(chunks, sampling_rate=self.sample_rate, return_tensors="pt",
-                            padding="max_length").input_features
-        valid = [self.num_frames(len(c)) for c in chunks]
-        selected = layers.select(self._hidden_states(mel.to(self.device, self.dtype), valid))
-        pieces: list[list[torch.Tensor]] = [[] for _ in waves]
-        for row, (owner, frames) in enumerate(zip(owners, valid)):
-            pieces[owner].append(selected[row, :frames].float().cpu())
-        return [torch.cat(p) for p in pieces]
+    def _encode_windows(self, mel: np.ndarray, valid: list[int], layers: LayerSpec) -> torch.Tensor:
+        return layers.select(self._hidden_states(torch.from_numpy(mel).to(self.device, self.dtype), valid))
 
     def _hidden_states(self, mel: torch.Tensor, valid: list[int]) -> list[torch.Tensor]:
         """The encoder's forward, layer by layer; trimmed mode cuts input and positions to the batch's need."""
