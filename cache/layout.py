@@ -39,9 +39,9 @@ def part_name(index: int, backend: str) -> str:
     return f"p{index:06d}{BACKEND_SUFFIX[backend]}"
 
 
-def part_index(name: str) -> int | None:
+def part_index(name: str, suffixes: tuple[str, ...] = ("zarr", "h5")) -> int | None:
     """Index of a committed part from its file name, or None for anything else (temp files, strays)."""
-    match = re.fullmatch(r"p(\d{6})\.(zarr|h5)", name)
+    match = re.fullmatch(rf"p(\d{{6}})\.({'|'.join(suffixes)})", name)
     return int(match.group(1)) if match else None
 
 

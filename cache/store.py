@@ -151,25 +151,31 @@ class FeatureSet:
     def get(self, uid: str, verify: bool = False) -> np.ndarray:
         """Frames of one utterance as float16 / float32 numpy, [length, *frame_shape]."""
         e = self.entry(uid)
-        if e.part not in self._open:  # parts are immutable, so handles stay valid
-            self._open[e.part] = open_part(self._parts[e.part])
-        rows = self._open[e.part].frames(e.offset, e.offset + e.length)
+        rows = self._part(e.part).frames(e.offset, e.offset + e.length)
         if verify:
             self._check_rows(uid, e, rows)
         return decode(rows, self.dtype)
 
+    def _part(self, number: int) -> PartReader:
+        """An open handle on a part, kept for later reads (parts are immutable, so handles stay valid)."""
+        if number not in self._open:
+            self._open[number] = open_part(self._parts[number])
+        return self._open[number]
+
     def token_ids(self, uid: str) -> np.ndarray:
         """Text sets: the token id behind each row of the utterance."""
         e = self.entry(uid)
-        if e.part not in self._open:
-            self._open[e.part] = open_part(self._parts[e.part])
-        part = self._open[e.part]
+        part = self._part(e.part)
         if not part.has("token_ids"):
             raise CacheError(f"{self.name}: a {self.meta.get('kind')} feature set has no token ids")
         return part.index("token_ids")[e.offset:e.offset + e.length]
 
+    @staticmethod
+    def _rows_intact(e: UtteranceEntry, rows: np.ndarray) -> bool:
+        return rows.shape[0] == e.length and checksum(rows) == e.checksum
+
     def _check_rows(self, uid: str, e: UtteranceEntry, rows: np.ndarray) -> None:
-        if rows.shape[0] != e.length or checksum(rows) != e.checksum:
+        if not self._rows_intact(e, rows):
             raise CacheError(
                 f"{self._parts[e.part]}: utterance {uid!r} is corrupted "
                 f"(expected {e.length} frames with crc32 {e.checksum:08x})"
@@ -241,19 +247,19 @@ class FeatureSet:
             report.problems.append(f"{path}: cannot read frames ({type(err).__name__}: {err})")
             return 0
         for uid, e in entries:
-            rows = block[e.offset:e.offset + e.length]
-            if rows.shape[0] != e.length or checksum(rows) != e.checksum:
+            if not self._rows_intact(e, block[e.offset:e.offset + e.length]):
                 report.problems.append(f"{path}: utterance {uid!r} fails its checksum")
         return len(entries)
 
 
-def committed_parts(featureset_dir: Path) -> dict[int, Path]:
-    parts_dir = featureset_dir / PARTS_DIR
+def committed_parts(directory: Path, suffixes: tuple[str, ...] = ("zarr", "h5")) -> dict[int, Path]:
+    """Committed parts under directory/parts (feature parts by default; text sets pass ("jsonl",))."""
+    parts_dir = directory / PARTS_DIR
     if not parts_dir.is_dir():
         return {}
     found = {}
     for path in parts_dir.iterdir():
-        number = part_index(path.name)
+        number = part_index(path.name, suffixes)
         if number is not None:
             found[number] = path
     return found

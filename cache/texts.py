@@ -12,14 +12,13 @@ from __future__ import annotations
 import csv
 import json
 import os
-import re
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable
 
 from .layout import (PARTS_DIR, SCHEMA_VERSION, TMP_PREFIX, CacheError, check_featureset_name, fsync_tree,
                      read_json, write_json_atomic)
-from .store import Store
+from .store import Store, committed_parts
 
 TEXTS_DIR = "texts"
 TEXTSET_FILE = "textset.json"
@@ -44,7 +43,7 @@ class TextSet:
             raise CacheError(f"{store.root}: no text set {name!r} (available: {available})")
         self.meta: dict[str, Any] = read_json(self.path / TEXTSET_FILE)
         self.records: dict[str, dict[str, Any]] = {}
-        for _, path in sorted(_committed(self.path).items()):
+        for _, path in sorted(committed_parts(self.path, ("jsonl",)).items()):
             with open(path) as handle:
                 for number, line in enumerate(handle, 1):
                     try:
@@ -84,14 +83,6 @@ class TextSet:
                 handle.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
 
 
-def _committed(path: Path) -> dict[int, Path]:
-    parts = path / PARTS_DIR
-    if not parts.is_dir():
-        return {}
-    matches = ((re.fullmatch(r"p(\d{6})\.jsonl", item.name), item) for item in parts.iterdir())
-    return {int(m.group(1)): item for m, item in matches if m}
-
-
 class TextSetWriter:
     def __init__(self, store: Store, name: str):
         self.store = store
@@ -126,7 +117,7 @@ class TextSetWriter:
                 raise CacheError(f"text record needs string 'id' and 'text': {record!r}")
         parts = self.path / PARTS_DIR
         parts.mkdir(parents=True, exist_ok=True)
-        number = max(_committed(self.path), default=-1) + 1
+        number = max(committed_parts(self.path, ("jsonl",)), default=-1) + 1
         final = parts / f"p{number:06d}.jsonl"
         tmp = parts / f"{TMP_PREFIX}{final.name}-{os.getpid()}"
         with open(tmp, "w") as handle:
