@@ -8,7 +8,7 @@ import sys
 from typing import Sequence
 
 from .config import HeadConfig, build_parser, config_from_args
-from .errors import HeadError
+from .errors import HeadError, run_command
 
 
 def parser() -> argparse.ArgumentParser:
@@ -45,7 +45,7 @@ def resolve(argv: Sequence[str] | None) -> tuple[HeadConfig, argparse.Namespace]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    try:
+    def body() -> int:
         cfg, args = resolve(argv)
         if args.print_config:
             print(json.dumps(cfg.to_dict(), indent=2, sort_keys=True))
@@ -63,14 +63,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         train(cfg)
         return 0
-    except HeadError as err:
-        print(f"train-head: error: {err}", file=sys.stderr)
-        return 2
-    except Exception as err:  # the cache layer's own errors are input errors too
-        if type(err).__name__ == "CacheError":
-            print(f"train-head: error: {err}", file=sys.stderr)
-            return 2
-        raise
+
+    return run_command("train-head", body)
 
 
 if __name__ == "__main__":

@@ -7,22 +7,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Callable, Sequence
+from typing import Sequence
 
-from .errors import HeadError
-
-
-def _guard(prog: str, body: Callable[[], int]) -> int:
-    try:
-        return body()
-    except HeadError as err:
-        print(f"{prog}: error: {err}", file=sys.stderr)
-        return 2
-    except Exception as err:  # the cache layer's own errors are input errors too
-        if type(err).__name__ == "CacheError":
-            print(f"{prog}: error: {err}", file=sys.stderr)
-            return 2
-        raise
+from .errors import HeadError, run_command
 
 
 # ----------------------------------------------------------------------------------- ensemble
@@ -93,7 +80,7 @@ def ensemble_main(argv: Sequence[str] | None = None) -> int:
         build_ensemble(args.members, args.out, verbose=True, **options)
         return 0
 
-    return _guard("ensemble", body)
+    return run_command("ensemble", body)
 
 
 # ----------------------------------------------------------------------------------- tune-decision
@@ -119,7 +106,7 @@ def tune_main(argv: Sequence[str] | None = None) -> int:
             tune_run(run, args.method, args.prior_counts, args.folds, args.seed, args.limit, verbose=True)
         return 0
 
-    return _guard("tune-decision", body)
+    return run_command("tune-decision", body)
 
 
 # ----------------------------------------------------------------------------------- predict-head
@@ -161,7 +148,7 @@ def predict_main(argv: Sequence[str] | None = None) -> int:
                 args.corpus, args.decision, args.format, args.device, args.drop_missing, verbose=True)
         return 0
 
-    return _guard("predict-head", body)
+    return run_command("predict-head", body)
 
 
 # ----------------------------------------------------------------------------------- report-heads
@@ -183,7 +170,7 @@ def report_main(argv: Sequence[str] | None = None) -> int:
         build_report(args.runs, args.out, args.title, not args.no_html, not args.no_curves, verbose=True)
         return 0
 
-    return _guard("report-heads", body)
+    return run_command("report-heads", body)
 
 
 if __name__ == "__main__":  # python -m sercache.heads.post_cli <command> ...
