@@ -71,7 +71,7 @@ def parse_layers(text: str) -> LayerSpec:
     inner = mean.group(1) if mean else raw
     reduce = "mean" if mean else "none"
     if inner == "all":
-        return LayerSpec(f"mean(all)" if mean else "all", None, reduce)
+        return LayerSpec("mean(all)" if mean else "all", None, reduce)
     indices = _parse_indices(inner, text)
     canonical = f"mean({inner})" if mean else inner
     return LayerSpec(canonical, tuple(indices), reduce)

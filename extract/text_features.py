@@ -13,7 +13,6 @@ import hashlib
 import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -87,11 +86,16 @@ class TextEncoder:
         pieces = [ids[i:i + room] for i in range(0, len(ids), room)] or [[]]
         return [self.prefix + p + self.suffix for p in pieces]
 
+    @property
+    def n_special(self) -> int:
+        return len(self.prefix) + len(self.suffix)
+
     @torch.inference_mode()
-    def encode(self, texts: list[str], layers: LayerSpec) -> list[tuple[torch.Tensor, np.ndarray]]:
+    def encode(self, token_lists: list[list[int]], layers: LayerSpec) -> list[tuple[torch.Tensor, np.ndarray]]:
+        """Rows and token ids per text, from its token ids without special tokens (see tokens())."""
         owners, windows = [], []
-        for i, text in enumerate(texts):
-            for window in self.windows(self.tokens(text)):
+        for i, tokens in enumerate(token_lists):
+            for window in self.windows(tokens):
                 owners.append(i)
                 windows.append(window)
         width = max(len(w) for w in windows)
@@ -103,13 +107,13 @@ class TextEncoder:
             mask[row, :len(window)] = 1
         out = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device), output_hidden_states=True)
         selected = layers.select((*out.hidden_states[:-1], out.last_hidden_state)).float().cpu()
-        return self._stitch(texts, owners, windows, selected)
+        return self._stitch(len(token_lists), owners, windows, selected)
 
-    def _stitch(self, texts, owners, windows, selected) -> list[tuple[torch.Tensor, np.ndarray]]:
-        rows: list[list[torch.Tensor]] = [[] for _ in texts]
-        tokens: list[list[int]] = [[] for _ in texts]
-        counts = [owners.count(i) for i in range(len(texts))]
-        seen = [0] * len(texts)
+    def _stitch(self, n_texts: int, owners, windows, selected) -> list[tuple[torch.Tensor, np.ndarray]]:
+        rows: list[list[torch.Tensor]] = [[] for _ in range(n_texts)]
+        tokens: list[list[int]] = [[] for _ in range(n_texts)]
+        counts = np.bincount(owners, minlength=n_texts)
+        seen = [0] * n_texts
         for row, (owner, window) in enumerate(zip(owners, windows)):
             first, last = seen[owner] == 0, seen[owner] == counts[owner] - 1
             lo = 0 if first else len(self.prefix)
@@ -157,8 +161,8 @@ def run_text_extraction(cfg) -> TextExtractionSummary:
     writer = FeatureSetWriter(store, name, cfg.storage())
     writer.ensure_metadata(_provenance(encoder, layers, frame_shape, source))
     writer.remove_temporaries()
-    counts = {u: len(encoder.tokens(source.text(u))) for u in todo}
-    pending = [Pending(Utterance(u, ""), counts[u], counts[u] + 2) for u in todo]
+    tokens = {u: encoder.tokens(source.text(u)) for u in todo}  # tokenised once: planning and encoding
+    pending = [Pending(Utterance(u, ""), len(tokens[u]), len(tokens[u]) + encoder.n_special) for u in todo]
     kept, next_number = merge_plan(writer.read_plan(), set(writer.committed()), set(todo))
     covered = {u for part in kept for u in part["ids"]}
     plan = kept + make_parts([p for p in pending if p.utt.id not in covered],
@@ -168,12 +172,13 @@ def run_text_extraction(cfg) -> TextExtractionSummary:
     bar = tqdm(total=len(todo), unit="utt", desc=name, disable=not cfg.progress)
     for part in plan:
         records = []
-        for group in batches([by_id[u] for u in part["ids"]], lambda n: n + 2, cfg.max_batch * 64, cfg.max_batch):
-            texts = [source.text(p.utt.id) for p in group]
-            for item, text, (rows, ids) in zip(group, texts, encoder.encode(texts, layers)):
-                records.append(UtteranceRecord(item.utt.id, rows.numpy(), text_fingerprint(text), f"text:{cfg.text}",
-                                               "", token_ids=ids))
-                summary.windowed += int(item.samples > encoder.max_length - len(encoder.prefix) - len(encoder.suffix))
+        for group in batches([by_id[u] for u in part["ids"]], lambda n: n + encoder.n_special, cfg.max_batch * 64,
+                             cfg.max_batch):
+            outputs = encoder.encode([tokens[p.utt.id] for p in group], layers)
+            for item, (rows, ids) in zip(group, outputs):
+                records.append(UtteranceRecord(item.utt.id, rows.numpy(), text_fingerprint(source.text(item.utt.id)),
+                                               f"text:{cfg.text}", "", token_ids=ids))
+                summary.windowed += int(item.samples > encoder.max_length - encoder.n_special)
             bar.update(len(group))
         writer.commit_part(part["part"], records, frame_shape)
         summary.extracted += len(records)
