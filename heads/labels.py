@@ -321,16 +321,16 @@ def attach_detailed(table: LabelTable, detailed: dict[str, list[Annotation]]) ->
     P = np.zeros((len(table), a_max, C), dtype=np.uint8)
     S = np.zeros((len(table), a_max, C), dtype=np.uint8)
     agreement = np.full(len(table), np.nan, dtype=np.float32)
-    for i, annotations in enumerate(per_file):
-        for a, ann in enumerate(annotations):
+    for i, file_annotations in enumerate(per_file):
+        for a, ann in enumerate(file_annotations):
             if ann.primary in table.classes.letters:
                 P[i, a, table.classes.index(ann.primary)] = 1
             for code in {ann.primary, *ann.secondary}:
                 if code in table.classes.letters:
                     S[i, a, table.classes.index(code)] = 1
-        if annotations:
-            votes = Counter(ann.primary for ann in annotations)
-            agreement[i] = votes.most_common(1)[0][1] / len(annotations)
+        if file_annotations:
+            votes = Counter(ann.primary for ann in file_annotations)
+            agreement[i] = votes.most_common(1)[0][1] / len(file_annotations)
     missing = sum(1 for a in per_file if not a)
     if missing:
         warnings.warn(f"{missing} of {len(table)} utterances have no rows in the detailed label file", stacklevel=2)

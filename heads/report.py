@@ -23,7 +23,6 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .errors import HeadError
 from .metrics import DEFINITIONS
 from .outputs import RunOutputs, find_runs, load_run
 

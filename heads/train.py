@@ -275,7 +275,7 @@ def infer(model: FusionHead, prep: Prepared, rows: np.ndarray, with_loss: Object
 
 
 def evaluate(prep: Prepared, rows: np.ndarray, pred: dict[str, np.ndarray]) -> dict[str, Any]:
-    table, task = prep.table, prep.cfg.resolved_task()
+    table = prep.table
     metrics: dict[str, Any] = {}
     if "probs" in pred:
         labelled = table.label[rows] >= 0
