@@ -31,8 +31,23 @@ def save_head(path: str | Path, model: FusionHead, info: dict[str, Any]) -> None
 def load_head(path: str | Path, classes: Sequence[str] | None = None,
               features: dict[str, list[dict]] | None = None, device: str = "cpu") -> tuple[FusionHead, dict]:
     """Rebuild a head; if `classes` / `features` (modality -> provenance dicts) are given they must match."""
-    from safetensors import safe_open
     from safetensors.torch import load_file
+
+    meta = read_metadata(path)
+    if meta.get("head") == "probe":
+        raise HeadError(f"{path}: a logistic-regression probe (--head probe), not a neural head; load it with "
+                        "load_checkpoint")
+    spec = HeadSpec(**json.loads(meta["spec"]))
+    info = json.loads(meta["info"])
+    check_info(path, info, classes, features)
+    model = FusionHead(spec)
+    model.load_state_dict(load_file(str(path), device=device))
+    return model.to(device).eval(), info
+
+
+def read_metadata(path: str | Path) -> dict[str, str]:
+    """A checkpoint's safetensors metadata, refusing files that are not sercache head checkpoints."""
+    from safetensors import safe_open
 
     path = Path(path)
     if not path.is_file():
@@ -41,8 +56,22 @@ def load_head(path: str | Path, classes: Sequence[str] | None = None,
         meta = handle.metadata() or {}
     if meta.get("format") != FORMAT:
         raise HeadError(f"{path}: not a sercache head checkpoint (format {meta.get('format')!r})")
-    spec = HeadSpec(**json.loads(meta["spec"]))
-    info = json.loads(meta["info"])
+    return meta
+
+
+def load_checkpoint(path: str | Path, classes: Sequence[str] | None = None,
+                    features: dict[str, list[dict]] | None = None, device: str = "cpu") -> tuple[Any, dict]:
+    """A FusionHead, or a ProbeHead for checkpoints marked head=probe (heads/probe.py), with its info."""
+    if read_metadata(path).get("head") == "probe":
+        from .probe import ProbeHead
+
+        return ProbeHead.load(path, classes, features)
+    return load_head(path, classes, features, device)
+
+
+def check_info(path: str | Path, info: dict[str, Any], classes: Sequence[str] | None = None,
+               features: dict[str, list[dict]] | None = None) -> None:
+    """The class order and every feature set's provenance must be those the checkpoint was trained on."""
     if classes is not None and list(classes) != info["classes"]["letters"]:
         raise HeadError(f"{path}: class order {info['classes']['letters']} differs from the expected {list(classes)}")
     if features is not None:
@@ -55,9 +84,6 @@ def load_head(path: str | Path, classes: Sequence[str] | None = None,
                 if clash or len(provenance) != len(stored):
                     raise HeadError(f"{path}: {modality} features differ from the training cache in "
                                     f"{', '.join(clash) or 'number of sets'}")
-    model = FusionHead(spec)
-    model.load_state_dict(load_file(str(path), device=device))
-    return model.to(device).eval(), info
 
 
 def provenance(meta: dict) -> dict:

@@ -75,6 +75,11 @@ class HeadConfig:
     dropout: float = opt(0.1, "dropout", group="model")
     pooling: str = opt("mean", "masked mean pooling or attentive statistics pooling", ("mean", "attentive"),
                        group="model")
+    head: str = opt("paper", "paper: MLP -> transformer -> pooling -> fusion MLP; baseline: the Odyssey 2024 "
+                             "challenge baseline's shape (no transformer, attentive statistics pooling: sets "
+                             "--layers 0 --pooling attentive); probe: mean-pooled, standardised features -> "
+                             "multinomial logistic regression (C chosen on dev)", ("paper", "baseline", "probe"),
+                    group="model")
 
     # --- task and objective ---------------------------------------------------------------
     task: str = opt("auto", "class: categorical; avd: arousal/valence/dominance; both (auto: avd for "
@@ -134,6 +139,8 @@ class HeadConfig:
     # --- runtime --------------------------------------------------------------------------
     out: str = opt("runs/head", "run directory", group="runtime")
     seed: int = opt(0, "random seed (same seed, same numbers on CPU)", group="runtime")
+    seeds: list = opt([], "train one run per seed over one loaded copy of the data (out/seed<k>) and write "
+                          "the mean ± std over seeds to out/seeds.json and seeds.md, e.g. 0,1,2", group="runtime")
     device: str = opt("auto", "cpu, cuda, cuda:N or auto", group="runtime")
     placement: str = opt("auto", "where features live: device memory, pinned host memory, or streamed "
                                  "from the store", ("auto", "device", "host", "stream"), group="runtime")
@@ -191,6 +198,18 @@ class HeadConfig:
             raise HeadError("--select ccc needs --task avd or both")
         if self.corpus == "iemocap" and self.fold not in ("", "all", "1", "2", "3", "4", "5"):
             raise HeadError(f"--fold {self.fold!r}: use 1..5 or all")
+        if self.head == "probe":
+            from .probe import check_probe_config
+
+            check_probe_config(self)
+        if self.head == "baseline":
+            from .baseline import check_baseline_config
+
+            check_baseline_config(self)
+        if self.seeds:
+            from .seeds import parse_seeds
+
+            parse_seeds(self.seeds)
         return self
 
     def to_dict(self) -> dict[str, Any]:

@@ -30,7 +30,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from .checkpoint import load_head, provenance
+from .checkpoint import load_checkpoint, provenance
 from .config import HeadConfig
 from .decision import Decision, Stacker
 from .errors import HeadError
@@ -129,7 +129,8 @@ class HeadPredictor:
                                 f"{modality} features, but {len(given[modality])} {modality} set(s) were given")
         want = {m: [provenance({**pool.featureset(n).meta, "name": n}) for n in names]
                 for m, names in given.items() if names}
-        self.model, self.info = load_head(ckpt, classes=self.run.letters, features=want, device=str(pool.device))
+        self.model, self.info = load_checkpoint(ckpt, classes=self.run.letters, features=want,
+                                                device=str(pool.device))  # a FusionHead or a ProbeHead
         self.classes = ClassSet(tuple(self.info["classes"]["letters"]), tuple(self.info["classes"]["names"]))
 
     @property
@@ -146,6 +147,8 @@ class HeadPredictor:
         from .train import Prepared, infer
 
         modalities = modalities or self.modalities(table)
+        if getattr(self.model, "is_probe", False):  # --head probe: pooled features -> logistic regression
+            return self.model.predict_table(modalities, rows, self.cfg.eval_batch_size)
         device = self.pool.device
         main = modalities.get("audio") or modalities["text"]
         cfg = self.cfg.replace(device=str(device))

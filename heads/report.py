@@ -273,7 +273,11 @@ def describe(run: RunOutputs) -> str:
         loss += f" γ={c.get('gamma')}"
     m = run.metrics
     best = f"; best epoch {m.get('best_epoch')} of {m.get('epochs_run')}" if "best_epoch" in m else ""
-    return (f"loss {loss}, weights {c.get('weights')}, sampler {c.get('sampler')}, fusion {c.get('fusion')}; "
+    if "probe" in m:  # --head probe (heads/probe.py): no loss, sampler or epochs
+        return (f"head **probe** (logistic regression, C = {m['probe']['C']:g}), weights {c.get('weights')}; "
+                f"features `{feats}`")
+    head = "" if c.get("head", "paper") == "paper" else f"head **{c['head']}**, "
+    return (f"{head}loss {loss}, weights {c.get('weights')}, sampler {c.get('sampler')}, fusion {c.get('fusion')}; "
             f"features `{feats}`{best}")
 
 
@@ -337,6 +341,9 @@ def build_report(paths: Sequence[str | Path], out: str | Path, title: str = "ser
             doc.img(fig, f"leaderboard by dev {metric}")
             images.append(fig)
 
+    from .seedstats import seed_section
+
+    seeds = seed_section(doc, runs, labels)  # mean ± std over seeds, paired differences (heads/seedstats.py)
     for run, label in zip(runs, labels):
         doc.h(2, f"{label}")
         doc.p(describe(run))
@@ -399,4 +406,5 @@ def build_report(paths: Sequence[str | Path], out: str | Path, title: str = "ser
     if verbose:
         print(f"report of {len(runs)} run(s) -> {', '.join(map(str, files))} ({len(images)} figure(s) in {fig_dir})")
     return {"runs": [str(p) for p in run_paths], "files": [str(f) for f in files], "images": [str(i) for i in images],
-            "leaderboard": {m: [(r["label"], r["dev"]) for r in rows] for m, rows in boards.items()}}
+            "leaderboard": {m: [(r["label"], r["dev"]) for r in rows] for m, rows in boards.items()},
+            "seeds": seeds}

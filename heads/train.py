@@ -336,6 +336,13 @@ def train(cfg: HeadConfig, table: LabelTable | None = None, pool: FeaturePool | 
           verbose: bool = True) -> RunResult:
     """Train one head (or the 5 IEMOCAP folds for --fold all) and write its run directory."""
     cfg.validate()
+    if cfg.seeds:  # one run per seed over one data load (heads/seeds.py)
+        from .seeds import train_seeds
+
+        return train_seeds(cfg, table, pool, verbose)
+    from .baseline import resolve_head
+
+    cfg = resolve_head(cfg)  # --head baseline: layers 0, attentive pooling
     if cfg.corpus == "iemocap" and cfg.fold in ("", "all"):
         from .folds import run_iemocap_folds
 
@@ -354,6 +361,10 @@ def train(cfg: HeadConfig, table: LabelTable | None = None, pool: FeaturePool | 
         if not cfg.store:
             raise HeadError("--store is required")
         pool = FeaturePool(cfg.store, device, cfg.placement, cfg.progress)
+    if cfg.head == "probe":  # logistic-regression baseline (heads/probe.py)
+        from .probe import train_probe
+
+        return train_probe(cfg, table, pool, device, verbose, t_start)
     seed_everything(cfg.seed)
     prep = prepare(cfg, table, pool, device)
     t_loaded = time.perf_counter()
