@@ -111,5 +111,5 @@ def copy_feature_set(fs: FeatureSet, target: Store, dtype: str | None, compressi
         if frames >= budget:
             writer.commit_part(number, batch, fs.frame_shape)
             batch, frames, number = [], 0, number + 1
-    if batch or number == 0:
+    if batch or number == 0 or fs.failures:  # failures ride on the last part, even an empty one
         writer.commit_part(number, batch, fs.frame_shape, failures=fs.failures)

@@ -37,6 +37,16 @@ def _check_schema(meta: dict[str, Any], path: Path) -> None:
         )
 
 
+def canonical_provenance(meta: dict[str, Any]) -> dict[str, Any]:
+    """Provenance as this version records it. CTranslate2 sets written before it recorded the last
+    encoder layer as `layer_indices: [0]` (layer -1 of a model counted as having one hidden state),
+    which cache_schema.md defines as the input to the first layer; they now record `[-1]`. Only a
+    record that says both `layers: "-1"` and `[0]` is rewritten: no real encoder resolves -1 to 0."""
+    if str(meta.get("layers")) == "-1" and meta.get("layer_indices") == [0]:
+        return {**meta, "layer_indices": [-1]}
+    return meta
+
+
 @dataclass
 class UtteranceEntry:
     part: int
@@ -83,7 +93,7 @@ class FeatureSet:
     def __init__(self, root: Path, name: str):
         self.name = check_featureset_name(name)
         self.path = root / name
-        self.meta: dict[str, Any] = read_json(self.path / FEATURESET_FILE)
+        self.meta: dict[str, Any] = canonical_provenance(read_json(self.path / FEATURESET_FILE))
         _check_schema(self.meta, self.path / FEATURESET_FILE)
         self.dtype: str = self.meta["dtype"]
         self.frame_shape: tuple[int, ...] = tuple(self.meta["frame_shape"])

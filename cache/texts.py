@@ -2,9 +2,10 @@
 
 `STORE/texts/<name>/textset.json` says where the text came from; `parts/pNNNNNN.jsonl` hold
 one JSON object per utterance (`id`, `text`, plus backend-specific fields such as
-`avg_logprob` and `no_speech_prob`). Parts are committed by atomic rename, as feature parts
-are, so transcription resumes after a kill and never shows a torn file. A later part wins when
-an id appears twice.
+`avg_logprob` and `no_speech_prob`). A part is written whole under a `.tmp-` name, then
+hard-linked to the next free part number: the link appears atomically and never replaces a
+committed part, so transcription resumes after a kill, never shows a torn file, and concurrent
+writers each keep their parts. A later part wins when an id appears twice.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable
@@ -117,11 +119,24 @@ class TextSetWriter:
                 raise CacheError(f"text record needs string 'id' and 'text': {record!r}")
         parts = self.path / PARTS_DIR
         parts.mkdir(parents=True, exist_ok=True)
+        tmp = parts / f"{TMP_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:12]}.jsonl"  # one per writer, even threads
+        try:
+            with open(tmp, "x") as handle:
+                handle.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+            fsync_tree(tmp)
+            return self._link_next(tmp, parts)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def _link_next(self, tmp: Path, parts: Path) -> Path:
+        """Commit `tmp` under the next free part number. A hard link never replaces an existing file
+        (os.rename would), so a concurrent writer that took the same number makes this one take the
+        next number instead of silently overwriting a committed part."""
         number = max(committed_parts(self.path, ("jsonl",)), default=-1) + 1
-        final = parts / f"p{number:06d}.jsonl"
-        tmp = parts / f"{TMP_PREFIX}{final.name}-{os.getpid()}"
-        with open(tmp, "w") as handle:
-            handle.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
-        fsync_tree(tmp)
-        os.rename(tmp, final)
-        return final
+        while True:
+            final = parts / f"p{number:06d}.jsonl"
+            try:
+                os.link(tmp, final)
+                return final
+            except FileExistsError:
+                number += 1

@@ -30,7 +30,7 @@ from .layout import (
     write_json_atomic,
 )
 from .parts import COMPRESSIONS, ChunkLayout, default_chunk_frames, write_part
-from .store import Store, committed_parts
+from .store import Store, canonical_provenance, committed_parts
 
 # Provenance keys that must agree before new parts may be appended to an existing feature set.
 IDENTITY_KEYS = ("model", "weights_sha256", "layers", "layer_indices", "reduction", "frame_rate",
@@ -104,7 +104,7 @@ class FeatureSetWriter:
         meta = dict(provenance, name=self.name, schema_version=SCHEMA_VERSION, dtype=self.storage.dtype,
                     backend=self.storage.backend, compression=self.storage.compression)
         if meta_path.exists():
-            existing = read_json(meta_path)
+            existing = canonical_provenance(read_json(meta_path))  # stores of earlier versions resume too
             clash = [k for k in IDENTITY_KEYS if existing.get(k) != meta.get(k)]
             if clash:
                 details = "; ".join(f"{k}: stored {existing.get(k)!r}, now {meta.get(k)!r}" for k in clash)

@@ -47,21 +47,39 @@ def stat_signature(path: str) -> str:
 
 
 def probe(utt: Utterance) -> AudioInfo:
-    """Header-only check: missing, unreadable and empty files fail here, before any work starts."""
+    """The pre-check before any work starts: missing, unreadable and empty files fail on the header,
+    then the segment's samples go through `check_content`, the very check decoding applies, so that
+    silent audio is named here too and both --on-error modes find the same files."""
     import soundfile as sf
 
     if not os.path.exists(utt.path):
         raise AudioError(f"{utt.path}: file not found (utterance {utt.id!r})")
     try:
-        info = sf.info(utt.path)
+        with sf.SoundFile(utt.path) as f:
+            first, last = _segment_bounds(utt, f.samplerate, f.frames)
+            if last - first <= 0:
+                what = "is empty (0 samples)" if f.frames == 0 else "segment is empty"
+                raise AudioError(f"{utt.path}: {what} (utterance {utt.id!r})")
+            f.seek(first)
+            data = f.read(last - first, dtype="float32", always_2d=True)
+            rate, channels = f.samplerate, f.channels
+    except AudioError:
+        raise
     except Exception as err:
         raise AudioError(f"{utt.path}: unreadable audio (utterance {utt.id!r}): {err}") from None
-    first, last = _segment_bounds(utt, info.samplerate, info.frames)
-    if last - first <= 0:
-        what = "is empty (0 samples)" if info.frames == 0 else "segment is empty"
-        raise AudioError(f"{utt.path}: {what} (utterance {utt.id!r})")
-    samples = int(round((last - first) * SAMPLE_RATE / info.samplerate))
-    return AudioInfo(samples, info.samplerate, info.channels, stat_signature(utt.path))
+    check_content(utt, data.mean(axis=1))
+    samples = int(round((last - first) * SAMPLE_RATE / rate))
+    return AudioInfo(samples, rate, channels, stat_signature(utt.path))
+
+
+def check_content(utt: Utterance, mono: np.ndarray) -> None:
+    """Finite and not silent, on the native-rate mono samples: the one content check, shared by the
+    pre-check (`probe`) and decoding (`load`) so they always agree."""
+    if not np.isfinite(mono).all():
+        raise AudioError(f"{utt.path}: contains NaN or inf samples (utterance {utt.id!r})")
+    peak = float(np.abs(mono).max()) if len(mono) else 0.0
+    if peak < SILENCE_PEAK:
+        raise AudioError(f"{utt.path}: is silent (peak {peak:.2e} < {SILENCE_PEAK:g}) (utterance {utt.id!r})")
 
 
 def _segment_bounds(utt: Utterance, rate: int, frames: int) -> tuple[int, int]:
@@ -98,11 +116,7 @@ def load(utt: Utterance) -> Audio:
     fingerprint = hashlib.blake2b(np.ascontiguousarray(data).tobytes() + str(rate).encode(),
                                   digest_size=16).hexdigest()
     mono = data.mean(axis=1)
+    check_content(utt, mono)
     if rate != SAMPLE_RATE:
         mono = soxr.resample(mono, rate, SAMPLE_RATE, quality="HQ").astype(np.float32)
-    if not np.isfinite(mono).all():
-        raise AudioError(f"{utt.path}: contains NaN or inf samples (utterance {utt.id!r})")
-    peak = float(np.abs(mono).max())
-    if peak < SILENCE_PEAK:
-        raise AudioError(f"{utt.path}: is silent (peak {peak:.2e} < {SILENCE_PEAK:g}) (utterance {utt.id!r})")
     return Audio(np.ascontiguousarray(mono, dtype=np.float32), fingerprint, stat)

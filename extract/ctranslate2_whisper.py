@@ -49,7 +49,7 @@ class CTranslate2WhisperFrames(WindowedWhisper):
         super().__init__(path, _ModelInfo(), device, torch.float32,
                          WhisperFeatureExtractor(feature_size=self.ct2.n_mels), mode, SAMPLES_PER_FRAME)
         self.compute_type = compute_type
-        self.n_hidden = 1  # CTranslate2 exposes the final layer only
+        self.n_hidden = 1  # CTranslate2 exposes the final layer only (provenance: see layer_indices)
         self.dim = int(self._run(np.zeros((1, self.ct2.n_mels, 2 * 10), np.float32)).shape[-1])
 
     def _run(self, mel: np.ndarray) -> np.ndarray:
@@ -62,6 +62,13 @@ class CTranslate2WhisperFrames(WindowedWhisper):
         if layers.indices != (-1,) or layers.stacked:
             raise EncoderError(f"{self.name}: a CTranslate2 checkpoint gives only the last encoder layer "
                                f"(asked for {layers.text!r}); use --layers -1")
+
+    def layer_indices(self, layers: LayerSpec) -> list[int]:
+        """What featureset.json records: CTranslate2 does not say how many layers the encoder has, so
+        no absolute index exists; -1 (counted from the end: the final layer, after the last layer
+        norm) says what is stored, where resolving against `n_hidden` = 1 would claim index 0."""
+        self.check_layers(layers)
+        return [-1]
 
     def _encode_windows(self, mel: np.ndarray, valid: list[int], layers: LayerSpec) -> list[np.ndarray]:
         if self.mode == "padded":

@@ -77,6 +77,7 @@ def _run_audio(cfg: ExtractConfig) -> ExtractionSummary:
     sorted_out = triage(list(utterances.values()), existing, cfg.retry_failed)
     summary.already_done = sorted_out.done
     if not sorted_out.todo:
+        summary.failures = existing.failures if existing is not None else []  # as a run that extracts reports
         _say(ctx, f"{name}: nothing to do; {sorted_out.done} utterances already extracted"
              + (f", {len(sorted_out.failed_before)} failed earlier (--retry-failed to retry)"
                 if sorted_out.failed_before else ""))
@@ -114,12 +115,19 @@ def _frame_shape(encoder: AudioEncoder, layers: LayerSpec) -> list[int]:
     return [count, encoder.dim] if layers.stacked else [encoder.dim]
 
 
+def _layer_indices(encoder: AudioEncoder, layers: LayerSpec) -> list[int]:
+    """Hidden-state indices for featureset.json: absolute where the encoder knows its depth; an encoder
+    that does not (CTranslate2) says itself what it stores."""
+    own = getattr(encoder, "layer_indices", None)
+    return own(layers) if callable(own) else layers.resolve(encoder.n_hidden)
+
+
 def _plan(ctx, cfg: ExtractConfig, writer: FeatureSetWriter, encoder: AudioEncoder, layers: LayerSpec,
           frame_shape: list[int], sorted_out) -> tuple[list[dict[str, Any]], dict[str, int]] | str:
     """Rank 0 only. Returns the parts to run and each utterance's length, or an error message."""
     try:
         writer.ensure_metadata({**encoder.provenance(), "layers": layers.text,
-                                "layer_indices": layers.resolve(encoder.n_hidden), "reduction": layers.reduce,
+                                "layer_indices": _layer_indices(encoder, layers), "reduction": layers.reduce,
                                 "frame_shape": frame_shape, "whisper_mode": getattr(encoder, "mode", None),
                                 "toolkit": "sercache", "toolkit_version": _version()})
     except CacheError as err:

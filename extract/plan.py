@@ -71,7 +71,8 @@ def _unchanged(utt: Utterance, existing: FeatureSet) -> bool:
 
 def probe_all(utterances: Sequence[Utterance], num_frames: Callable[[int], int], min_samples: int,
               progress: bool) -> tuple[list[Pending], list[dict[str, Any]]]:
-    """Read every header: missing, unreadable, empty and too-short files are found before any work."""
+    """Check every file (`probe`): missing, unreadable, empty, silent and too-short files are found before
+    any work, in both --on-error modes."""
     pending, failures = [], []
     for utt in tqdm(utterances, desc="checking audio", unit="file", disable=not progress, leave=False):
         try:

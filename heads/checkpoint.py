@@ -12,6 +12,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Sequence
 
+from sercache.cache.store import canonical_provenance
+
 from .errors import HeadError
 from .model import FusionHead, HeadSpec
 
@@ -80,6 +82,8 @@ def check_info(path: str | Path, info: dict[str, Any], classes: Sequence[str] | 
             if stored is None:
                 raise HeadError(f"{path}: head has no {modality} input")
             for want, have in zip(provenance, stored):
+                # heads trained on CTranslate2 sets of earlier versions recorded layer_indices [0] for the last layer
+                want, have = canonical_provenance(want), canonical_provenance(have)
                 clash = [k for k in PROVENANCE_KEYS if k in have and want.get(k) != have.get(k)]
                 if clash or len(provenance) != len(stored):
                     raise HeadError(f"{path}: {modality} features differ from the training cache in "

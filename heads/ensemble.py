@@ -160,10 +160,10 @@ class Member:
 
     @property
     def dev_value(self) -> float:
-        m = self.run.split_metrics(self.run.dev_split)
-        v = m.get(self.run.selection_metric, m.get("macro_f1", m.get("ccc_mean")))
+        v = self.run.dev_selection
         if v is None:
-            v = self.run.metrics.get("selection", {}).get("value")
+            m = self.run.split_metrics(self.run.dev_split)
+            v = m.get("macro_f1", m.get("ccc_mean"))
         return float(v) if v is not None else float("nan")
 
 
@@ -395,12 +395,11 @@ def ensemble_table(summary: dict[str, Any]) -> str:
 
     lines = [f"ensemble {summary['out']}: {summary['method']} of {len(summary['members'])} member(s)"
              + (f", tie rule {summary['tie_rule']}" if summary["method"] == "vote" else "")]
-    metric = summary["members"][0]["selection_metric"] if summary["members"] else "macro_f1"
     w = max(len(m["name"]) for m in summary["members"]) if summary["members"] else 4
-    lines.append(f"{'member':<{w}}  dev {metric}")
+    lines.append(f"{'member':<{w}}  dev selection (metric)")  # members may be selected on different metrics
     for m in summary["members"]:
         v = m["dev_selection"]
-        lines.append(f"{m['name']:<{w}}  {'-' if v is None or v != v else f'{100 * v:.2f}'}")
+        lines.append(f"{m['name']:<{w}}  {'-' if v is None or v != v else f'{100 * v:.2f}'}  ({m['selection_metric']})")
     lines.append(summary_table({"splits": summary["splits"]}))
     dec = summary.get("decision")
     if dec:

@@ -126,6 +126,17 @@ class RunOutputs:
             return sel
         return "macro_f1" if self.task in ("class", "both") else "ccc_mean"
 
+    @property
+    def dev_selection(self) -> float | None:
+        """Dev value of the metric the run was selected on. The balanced-subsample metrics of
+        --select balanced are no per-split metric: they exist only in metrics.json["selection"]."""
+        metric = self.selection_metric
+        value = self.split_metrics(self.dev_split).get(metric)
+        selection = self.metrics.get("selection", {})
+        if value is None and selection.get("metric") == metric:
+            value = selection.get("value")
+        return None if value is None else float(value)
+
     def split_metrics(self, split: str) -> dict[str, Any]:
         return self.metrics.get("splits", {}).get(split, {})
 

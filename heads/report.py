@@ -28,6 +28,16 @@ from .outputs import RunOutputs, find_runs, load_run
 
 PCT_KEYS = (("macro_f1", "Macro-F1"), ("micro_f1", "Micro-F1"), ("accuracy", "WA"), ("balanced_accuracy", "UA"))
 CCC_KEYS = (("ccc_arousal", "CCC-A"), ("ccc_valence", "CCC-V"), ("ccc_dominance", "CCC-D"), ("ccc_mean", "CCC"))
+# selection metrics with a leaderboard of their own (balanced_*: --select balanced, USC's subsampled dev)
+LEADERBOARD_METRICS = ("macro_f1", "balanced_macro_f1", "ccc_mean", "balanced_ccc_mean")
+
+
+def metric_label(metric: str) -> str:
+    """Display name of a leaderboard metric; a balanced one says so, since its values are not comparable
+    with the plain metric's."""
+    base = metric.removeprefix("balanced_")
+    name = dict((*PCT_KEYS, *CCC_KEYS))[base]
+    return name if base == metric else f"balanced {name} (class-balanced dev subsamples)"
 
 
 def pct(v: Any) -> str:
@@ -39,7 +49,7 @@ def num(v: Any) -> str:
 
 
 def fmt_metric(key: str, v: Any) -> str:
-    return num(v) if key.startswith("ccc") else pct(v)
+    return num(v) if "ccc" in key else pct(v)  # balanced_ccc_mean too
 
 
 def _plt():
@@ -153,7 +163,7 @@ def leaderboard_figure(rows: list[dict], metric: str, path: Path) -> Path | None
         return None
     plt = _plt()
     rows = rows[:30]
-    scale = 1.0 if metric.startswith("ccc") else 100.0
+    scale = 1.0 if "ccc" in metric else 100.0
     labels = [r["label"] if len(r["label"]) <= 48 else "…" + r["label"][-47:] for r in rows]
     values = [scale * (r["dev"] if r["dev"] is not None else np.nan) for r in rows]
     fig, ax = plt.subplots(figsize=(10, 0.42 * len(rows) + 1.4), dpi=120, constrained_layout=True)
@@ -284,10 +294,11 @@ def describe(run: RunOutputs) -> str:
 def leaderboard_rows(runs: list[RunOutputs], labels: list[str]) -> dict[str, list[dict]]:
     by_metric: dict[str, list[dict]] = {}
     for run, label in zip(runs, labels):
-        metric = "ccc_mean" if run.selection_metric.endswith("ccc_mean") else "macro_f1"
-        dev = run.split_metrics(run.dev_split)
-        row = {"label": label, "kind": run.kind, "dev": dev.get(metric), "run": run,
-               "selection": run.metrics.get("selection", {}).get("metric", metric),
+        metric = run.selection_metric  # one board per selection metric: balanced and plain values don't mix
+        if metric not in LEADERBOARD_METRICS:
+            metric = "ccc_mean" if metric.endswith("ccc_mean") else "macro_f1"
+        value = run.dev_selection if metric == run.selection_metric else run.split_metrics(run.dev_split).get(metric)
+        row = {"label": label, "kind": run.kind, "dev": value, "run": run, "selection": metric,
                "tuned": bool(run.kind == "ensemble" and (run.config.get("decision") or {}).get("method", "").endswith(
                    "bias"))}
         by_metric.setdefault(metric, []).append(row)
@@ -317,12 +328,13 @@ def build_report(paths: Sequence[str | Path], out: str | Path, title: str = "ser
     for metric, rows in boards.items():
         splits = list(dict.fromkeys(s for r in rows for s in r["run"].metrics.get("splits", {})
                                     if s != r["run"].dev_split))
-        key_set = PCT_KEYS if metric == "macro_f1" else CCC_KEYS
-        shown = dict((*PCT_KEYS, *CCC_KEYS))[metric]
+        base = metric.removeprefix("balanced_")  # test splits have no balanced value: the plain metric
+        key_set = PCT_KEYS if base == "macro_f1" else CCC_KEYS
+        shown = metric_label(metric)
         header = ["#", "run", "kind", f"dev {shown}"]
         extra_dev = [k for k, _ in key_set if k != metric]
         header += [f"dev {name}" for k, name in key_set if k != metric]
-        header += [f"{s} {('Macro-F1' if metric == 'macro_f1' else 'CCC')}" for s in splits]
+        header += [f"{s} {('Macro-F1' if base == 'macro_f1' else 'CCC')}" for s in splits]
         table_rows = []
         for i, r in enumerate(rows, 1):
             run = r["run"]
@@ -332,7 +344,7 @@ def build_report(paths: Sequence[str | Path], out: str | Path, title: str = "ser
                 label += " (dev out-of-fold)"
             line = [i, label, r["kind"], fmt_metric(metric, r["dev"])]
             line += [fmt_metric(k, dev.get(k)) for k in extra_dev]
-            line += [fmt_metric(metric, run.split_metrics(s).get(metric)) for s in splits]
+            line += [fmt_metric(base, run.split_metrics(s).get(base)) for s in splits]
             table_rows.append(line)
         doc.p(f"Sorted by dev {shown} (the selection metric); best first.")
         doc.table(header, table_rows)

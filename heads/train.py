@@ -21,7 +21,7 @@ from .checkpoint import provenance, save_head
 from .config import HeadConfig
 from .data import FeaturePool, Modality, build_modalities, default_device, missing_rows
 from .errors import HeadError
-from .labels import LabelTable, read_labels
+from .labels import MSP_NON_CLASS, LabelTable, read_labels
 from .losses import Objective, Targets, class_weights, mixed
 from .metrics import balanced_subsample, classification_metrics, regression_metrics
 from .model import FusionHead, HeadSpec
@@ -76,6 +76,21 @@ def _split_error(table: LabelTable, name: str, flag: str) -> HeadError:
     return HeadError(f"{flag} {name!r}: no such split in the labels (splits: {', '.join(table.splits())})")
 
 
+def ox_rows(table: LabelTable) -> np.ndarray:
+    """MSP-Podcast's O (Other) and X (no agreement) rows, whatever --classes kept: they carry A/V/D and
+    soft-label targets, so a class subset must not let them back into training through those."""
+    return np.isin(table.letter.astype(str), list(MSP_NON_CLASS)) & ~np.isin(table.letter.astype(str),
+                                                                            table.classes.letters)
+
+
+def _check_balanced_selection(cfg: HeadConfig, table: LabelTable, dev: np.ndarray) -> None:
+    """--select balanced draws k dev samples per emotion class (USC), for A/V/D too: without class labels
+    on dev there is nothing to balance over, and every epoch would score NaN."""
+    if selection_metric(cfg).startswith("balanced_") and not (table.label[dev] >= 0).any():
+        raise HeadError(f"--select balanced draws the same number of {cfg.dev_split!r} samples from each emotion "
+                        "class, but that split has no class labels (attribute-only labels); use --select ccc")
+
+
 def select_rows(cfg: HeadConfig, table: LabelTable) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
     task = cfg.resolved_task()
     splits = table.splits()
@@ -83,9 +98,7 @@ def select_rows(cfg: HeadConfig, table: LabelTable) -> tuple[np.ndarray, np.ndar
         raise _split_error(table, cfg.train_split, "--train-split")
     if cfg.dev_split not in splits:
         raise _split_error(table, cfg.dev_split, "--dev-split")
-    from .labels import MSP
-
-    ox = np.isin(table.letter.astype(str), ["O", "X"]) if table.classes == MSP else np.zeros(len(table), bool)
+    ox = ox_rows(table)
     has_class = table.label >= 0
     if cfg.soft_labels:
         soft = table.soft(cfg.soft_labels)
@@ -107,6 +120,7 @@ def select_rows(cfg: HeadConfig, table: LabelTable) -> tuple[np.ndarray, np.ndar
     dev = dev_all[(table.label[dev_all] >= 0) if task in ("class", "both") else has_avd[dev_all]]
     if not len(dev):
         raise HeadError(f"split {cfg.dev_split!r} has no labelled samples to select a checkpoint on")
+    _check_balanced_selection(cfg, table, dev)
     tests = cfg.test_splits or [s for s in splits if s not in (cfg.train_split, cfg.dev_split)]
     for s in cfg.test_splits:
         if s not in splits:
@@ -485,7 +499,9 @@ def train(cfg: HeadConfig, table: LabelTable | None = None, pool: FeaturePool | 
         if cfg.patience and since_best >= cfg.patience:
             break
 
-    assert best_state is not None
+    if best_state is None:
+        raise HeadError(f"no epoch gave a finite dev {metric_name} (selection metric); check the dev labels "
+                        f"of split {cfg.dev_split!r} and --select")
     model.load_state_dict(best_state)
     info.update(best_epoch=best_epoch, selection_value=best_value, layer_weights=model.layer_weights())
     if cfg.save_checkpoint:

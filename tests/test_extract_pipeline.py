@@ -113,12 +113,22 @@ def test_skip_records_failures_and_does_not_retry_unchanged(tmp_path, tiny_model
     assert retried.extracted == 1 and len(retried.failures) == 4
 
 
-def test_decode_time_failure_keeps_committed_parts(tmp_path, tiny_models):
+def test_decode_time_failure_keeps_committed_parts(tmp_path, tiny_models, monkeypatch):
+    import sercache.extract.pipeline as pipeline
+    from sercache.extract.audio import AudioError
+
     corpus = make_corpus(tmp_path / "c", [0.5, 0.6, 0.7, 3.0])
-    sf.write(corpus / "Audios/utt_03.wav", np.zeros(48000, np.float32), 16000)  # silent, longest: last part
+
+    def load_fails_late(utt):  # the file turns bad after the pre-check (silence is caught before: issue 9)
+        if utt.id == "utt_03.wav":  # longest: last part
+            raise AudioError(f"{utt.path}: unreadable audio (utterance {utt.id!r}): truncated")
+        return load(utt)
+
+    monkeypatch.setattr(pipeline, "load", load_fails_late)
     cfg = config(corpus, tmp_path / "store", tiny_models["wavlm"], part_megabytes=0.002)
-    with pytest.raises(ExtractionError, match="utt_03.wav: is silent"):
+    with pytest.raises(ExtractionError, match="utt_03.wav: unreadable"):
         run_extraction(cfg)
+    monkeypatch.undo()
     fs = open_store(tmp_path / "store")["tiny-wavlm/L-1"]
     assert sorted(fs.ids) == ["utt_00.wav", "utt_01.wav", "utt_02.wav"] and fs.verify().ok
     write_audio(corpus / "Audios/utt_03.wav", 3.0)
