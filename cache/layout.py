@@ -15,6 +15,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from sercache.errors import SercacheError
+
 SCHEMA_VERSION = 1
 STORE_FILE = "sercache.json"
 FEATURESET_FILE = "featureset.json"
@@ -22,6 +24,7 @@ PLAN_FILE = "plan.json"
 PARTS_DIR = "parts"
 TMP_PREFIX = ".tmp-"
 BACKEND_SUFFIX = {"zarr": ".zarr", "hdf5": ".h5"}
+BACKENDS = tuple(BACKEND_SUFFIX)  # the registry of store backends
 
 # Per-utterance index arrays stored in every part, in this order.
 INDEX_ARRAYS = ("ids", "offsets", "lengths", "checksums", "fingerprints", "sources", "source_stats")
@@ -31,7 +34,7 @@ ROW_ARRAYS = ("token_ids",)
 _FEATURESET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+()\-]*(/[A-Za-z0-9._+()\-]+)*$")
 
 
-class CacheError(Exception):
+class CacheError(SercacheError):
     """A store is missing, malformed, corrupted or incompatible with what was asked of it."""
 
 

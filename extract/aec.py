@@ -21,23 +21,35 @@ from tqdm.auto import tqdm
 
 from sercache.cache import Store, open_store
 from sercache.cache.texts import TextSet, TextSetWriter
+from sercache.errors import SercacheError
 
+from .manifest import ManifestError
 from .text_metrics import TextScores, score
 
 TRAIN_SPLITS = {"train"}
 DEV_SPLITS = {"development", "validation", "dev", "valid"}
+SPLIT_ID_COLUMNS = ("FileName", "id", "utt_id")
+SPLIT_COLUMNS = ("Split_Set", "split")
+
+
+class AECError(SercacheError):
+    """The text sets and splits given cannot train or score a corrector; the message says what is missing."""
 
 
 def read_splits(path: str | Path) -> dict[str, str]:
     """utterance id -> split, from MSP-Podcast's labels_consensus.csv or any CSV with id/split columns."""
-    with open(path, newline="") as handle:
-        reader = csv.DictReader(handle)
-        fields = reader.fieldnames or []
-        id_key = next((k for k in ("FileName", "id", "utt_id") if k in fields), None)
-        split_key = next((k for k in ("Split_Set", "split") if k in fields), None)
-        if not id_key or not split_key:
-            raise ValueError(f"{path}: needs an id column (FileName or id) and a split column (Split_Set or split)")
-        return {row[id_key]: row[split_key].strip().lower() for row in reader}
+    try:
+        with open(path, newline="") as handle:
+            reader = csv.DictReader(handle)
+            fields = reader.fieldnames or []
+            id_key = next((k for k in SPLIT_ID_COLUMNS if k in fields), None)
+            split_key = next((k for k in SPLIT_COLUMNS if k in fields), None)
+            if not id_key or not split_key:
+                raise ManifestError(f"{path}: needs an id column (FileName or id) and a split column "
+                                    "(Split_Set or split)")
+            return {row[id_key]: row[split_key].strip().lower() for row in reader}
+    except OSError as err:
+        raise ManifestError(f"{path}: cannot read the splits ({err.strerror or err})") from None
 
 
 def pairs_for(source: TextSet, reference: TextSet, splits: dict[str, str], wanted: set[str]
@@ -80,7 +92,7 @@ class AECTrainConfig:
     splits: str = field(metadata={"help": "labels_consensus.csv (Split_Set) or a CSV with id,split"})
     model: str = field(metadata={"help": "pretrained seq2seq checkpoint (hub id or directory)"})
     out: str = field(metadata={"help": "output directory: best/ checkpoint, metrics.json, epochs.csv"})
-    epochs: int = field(default=10, metadata={"help": "training epochs (the paper: 10)"})
+    epochs: int = field(default=10, metadata={"help": "training epochs (Chen et al., Sheffield: 10)"})
     batch_size: int = field(default=16, metadata={"help": "pairs per step"})
     lr: float = field(default=5e-5, metadata={"help": "AdamW learning rate"})
     max_length: int = field(default=128, metadata={"help": "tokens per text at most"})
@@ -102,7 +114,7 @@ def train_aec(cfg: AECTrainConfig) -> dict[str, Any]:
     train = pairs_for(source, reference, splits, TRAIN_SPLITS)
     dev = pairs_for(source, reference, splits, DEV_SPLITS)
     if not train or not dev:
-        raise ValueError(f"need train and development pairs with both {cfg.source!r} and {cfg.reference!r} "
+        raise AECError(f"need train and development pairs with both {cfg.source!r} and {cfg.reference!r} "
                          f"texts; found {len(train)} train, {len(dev)} dev")
     device = _device(cfg.device)
     tokenizer, model = load_seq2seq(cfg.model, device)
@@ -199,5 +211,5 @@ def evaluate_text_sets(store: Store, names: list[str], reference: str, splits: d
     ids = sorted(u for u in ref.records if all(u in s for s in sets)
                  and (splits is None or splits.get(u) in ({split} | (DEV_SPLITS if split in DEV_SPLITS else set()))))
     if not ids:
-        raise ValueError(f"no utterance of split {split!r} has text in {reference!r} and in every one of {names}")
+        raise AECError(f"no utterance of split {split!r} has text in {reference!r} and in every one of {names}")
     return {n: score([s.text(u) for u in ids], [ref.text(u) for u in ids]) for n, s in zip(names, sets)}

@@ -14,13 +14,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sercache.errors import SercacheError
+
 from .manifest import Utterance
 
 SAMPLE_RATE = 16000
 SILENCE_PEAK = 1e-4  # -80 dBFS: below this a whole utterance counts as silent
 
 
-class AudioError(ValueError):
+class AudioError(SercacheError):
     """An utterance's audio cannot be used; the message names the file and what is wrong."""
 
 

@@ -5,18 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from sercache.cache.encoding import OVERFLOW_POLICIES, STORAGE_DTYPES
+from sercache.cache.layout import BACKENDS
 from sercache.cache.parts import COMPRESSIONS
 from sercache.cache.writer import StorageConfig
 
 from .encoders import PRECISIONS
 from .whisper import WHISPER_MODES
 
-
-def _opt(help: str, choices: tuple[str, ...] | None = None):
-    metadata = {"help": help}
-    if choices:
-        metadata["choices"] = choices
-    return field(metadata=metadata)
+ON_ERROR = ("stop", "skip")  # what a run does with unusable audio (extract-features and transcribe)
 
 
 @dataclass
@@ -26,17 +22,19 @@ class ExtractConfig:
                 "(an MSP-Podcast root with Audios/ works as is); not used with --text"})
     store: str = field(default="", metadata={"help": "store directory (created if missing)"})
     model: str = field(default="whisper-large-v3", metadata={
-        "help": "short name (wavlm-large, hubert-xlarge, whisper-large-v3, ...), hub id, or local checkpoint directory"})
+        "help": "short name (wavlm-large, hubert-xlarge, whisper-large-v3, ...), hub id, or local checkpoint "
+                "directory"})
     layers: str = field(default="", metadata={
         "help": "hidden layers: -1, -3, -4..-1 (stacked), 3,6,9, all, mean(-4..-1) "
                 "(default: -1 for audio, mean(-4..-1) for text encoders)"})
     text: str = field(default="", metadata={
         "help": "text encoders (roberta-large, ...): the store's text set to encode, e.g. asr/whisper-large-v2"})
-    name: str = field(default="", metadata={"help": "feature-set name (default: MODEL/LAYER-TAG, e.g. wavlm-large/L-1)"})
+    name: str = field(default="", metadata={
+        "help": "feature-set name (default: MODEL/LAYER-TAG, e.g. wavlm-large/L-1)"})
     whisper_mode: str = field(default="padded", metadata={
         "help": "Whisper: padded = run 30-s input, keep valid frames; trimmed = run only the needed frames",
         "choices": WHISPER_MODES})
-    backend: str = field(default="zarr", metadata={"help": "store backend", "choices": ("zarr", "hdf5")})
+    backend: str = field(default="zarr", metadata={"help": "store backend", "choices": BACKENDS})
     dtype: str = field(default="float16", metadata={"help": "storage dtype", "choices": STORAGE_DTYPES})
     compression: str = field(default="none", metadata={
         "help": "chunk compression (fp16 features compress ~1.1x; see BENCHMARKS.md)", "choices": COMPRESSIONS})
@@ -44,7 +42,7 @@ class ExtractConfig:
         "help": "float16 values beyond +-65504: clip and count, or error", "choices": OVERFLOW_POLICIES})
     on_error: str = field(default="stop", metadata={
         "help": "bad audio: stop before writing anything inconsistent, or skip it and record the failure",
-        "choices": ("stop", "skip")})
+        "choices": ON_ERROR})
     retry_failed: bool = field(default=False, metadata={"help": "retry utterances that failed in an earlier run"})
     device: str = field(default="auto", metadata={"help": "cpu, cuda, cuda:N or auto (torchrun: cuda:LOCAL_RANK)"})
     precision: str = field(default="auto", metadata={

@@ -100,7 +100,8 @@ def ctranslate2_to_openai_whisper(model_dir: str | Path, checkpoint: str | Path)
     """Write an openai-whisper checkpoint (`{"dims", "model_state_dict"}`) with the same weights."""
     v = read_ctranslate2(Path(model_dir) / "model.bin")
     count = lambda side: len({k.split("/")[1] for k in v if re.match(rf"{side}/layer_\d+/", k)})  # noqa: E731
-    dims = {"n_mels": int(v["encoder/conv1/weight"].shape[1]), "n_audio_ctx": int(v["encoder/position_encodings/encodings"].shape[0]),
+    dims = {"n_mels": int(v["encoder/conv1/weight"].shape[1]),
+            "n_audio_ctx": int(v["encoder/position_encodings/encodings"].shape[0]),
             "n_audio_state": int(v["encoder/conv1/weight"].shape[0]), "n_audio_head": int(v["encoder/num_heads"]),
             "n_audio_layer": count("encoder"), "n_vocab": int(v["decoder/embeddings/weight"].shape[0]),
             "n_text_ctx": int(v["decoder/position_encodings/encodings"].shape[0]),

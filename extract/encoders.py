@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from sercache.errors import SercacheError
+
 from .layers import LayerSpec
 
 SHORT_NAMES = {
@@ -36,7 +38,7 @@ warnings.filterwarnings("ignore", message="Support for mismatched key_padding_ma
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 
 
-class EncoderError(ValueError):
+class EncoderError(SercacheError):
     pass
 
 

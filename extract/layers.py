@@ -18,10 +18,12 @@ from dataclasses import dataclass
 
 import torch
 
+from sercache.errors import SercacheError
+
 ALIASES = {"last4mean": "mean(-4..-1)", "last": "-1"}
 
 
-class LayerSpecError(ValueError):
+class LayerSpecError(SercacheError):
     pass
 
 

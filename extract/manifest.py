@@ -12,12 +12,14 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from sercache.errors import SercacheError
+
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".opus", ".aiff", ".aif")
 ID_KEYS = ("id", "utt_id", "utterance_id", "FileName", "filename", "file_name")
 PATH_KEYS = ("path", "audio", "audio_path", "wav", "file")
 
 
-class ManifestError(ValueError):
+class ManifestError(SercacheError):
     pass
 
 

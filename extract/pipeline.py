@@ -15,6 +15,7 @@ import torch
 from tqdm.auto import tqdm
 
 from sercache.cache import CacheError, FeatureSetWriter, Store, UtteranceRecord
+from sercache.errors import SercacheError
 
 from . import distributed
 from .audio import SAMPLE_RATE, AudioError, load
@@ -25,7 +26,7 @@ from .manifest import load_manifest
 from .plan import Pending, batches, failure_record, make_parts, merge_plan, probe_all, triage
 
 
-class ExtractionError(RuntimeError):
+class ExtractionError(SercacheError):
     pass
 
 

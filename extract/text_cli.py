@@ -1,26 +1,25 @@
-"""Console commands of the text branch: import-transcripts, correct-transcripts, train-aec, evaluate-aec."""
+"""Commands of the text branch: transcribe, import-transcripts, train-aec, correct-transcripts, evaluate-aec.
+
+Each command's options are a dataclass (the Python API's config where there is one), turned into flags
+by `sercache.dataclass_cli`; `sercache.cli` lists the commands.
+"""
 
 from __future__ import annotations
 
 import argparse
 import csv
-import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from sercache.cache import CacheError, Store, open_store
-from sercache.cache.texts import TextSetWriter
+from sercache.cli import Command
 from sercache.dataclass_cli import add_dataclass_arguments, from_namespace
 
-from .aec import AECTrainConfig, correct_text_set, evaluate_text_sets, format_scores, read_splits, train_aec
+from .aec import AECTrainConfig
+from .manifest import ManifestError
+from .transcribe import TranscribeConfig
 
-
-def _run(fn, prog: str) -> int:
-    try:
-        fn()
-    except (CacheError, ValueError, KeyError, FileNotFoundError) as err:
-        print(f"{prog}: error: {err}", file=sys.stderr)
-        return 2
-    return 0
+TRANSCRIPT_ID_COLUMNS = ("FileName", "id", "utt_id")
+TRANSCRIPT_TEXT_COLUMNS = ("Transcript", "transcript", "text")
 
 
 def read_human_transcripts(path: Path) -> dict[str, str]:
@@ -28,73 +27,133 @@ def read_human_transcripts(path: Path) -> dict[str, str]:
     with (FileName|id) and (Transcript|text) columns."""
     if path.is_dir():
         return {p.stem + ".wav": p.read_text(errors="replace").strip() for p in sorted(path.glob("*.txt"))}
-    with open(path, newline="") as handle:
-        reader = csv.DictReader(handle)
-        fields = reader.fieldnames or []
-        id_key = next((k for k in ("FileName", "id", "utt_id") if k in fields), None)
-        text_key = next((k for k in ("Transcript", "transcript", "text") if k in fields), None)
-        if not id_key or not text_key:
-            raise ValueError(f"{path}: needs (FileName or id) and (Transcript or text) columns")
-        return {row[id_key]: row[text_key].strip() for row in reader}
+    try:
+        with open(path, newline="") as handle:
+            reader = csv.DictReader(handle)
+            fields = reader.fieldnames or []
+            id_key = next((k for k in TRANSCRIPT_ID_COLUMNS if k in fields), None)
+            text_key = next((k for k in TRANSCRIPT_TEXT_COLUMNS if k in fields), None)
+            if not id_key or not text_key:
+                raise ManifestError(f"{path}: needs (FileName or id) and (Transcript or text) columns")
+            return {row[id_key]: row[text_key].strip() for row in reader}
+    except OSError as err:
+        raise ManifestError(f"{path}: cannot read transcripts ({err.strerror or err})") from None
 
 
-def import_main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="import-transcripts", description=read_human_transcripts.__doc__)
-    parser.add_argument("--store", required=True)
-    parser.add_argument("--from", dest="source", required=True, help="Transcripts/ directory or CSV")
-    parser.add_argument("--name", default="human")
-    args = parser.parse_args(argv)
+# ----------------------------------------------------------------------------------------- transcribe
+def _transcribe(args: argparse.Namespace) -> None:
+    from .transcribe import run_transcription
 
-    def work():
-        texts = read_human_transcripts(Path(args.source))
-        writer = TextSetWriter(Store.create(args.store), args.name)
-        writer.ensure_metadata({"kind": "human", "model": None, "source": str(args.source)})
-        new = {u: t for u, t in texts.items() if u not in writer.done()}
-        if new:
-            writer.commit([{"id": u, "text": t} for u, t in sorted(new.items())])
-        print(f"{args.name}: imported {len(new)} transcripts ({len(texts) - len(new)} already there)")
-
-    return _run(work, "import-transcripts")
+    run_transcription(from_namespace(TranscribeConfig, args))
 
 
-def correct_main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="correct-transcripts",
-                                     description="Rewrite an ASR text set with a seq2seq AEC model.")
-    parser.add_argument("--store", required=True)
-    parser.add_argument("--source", required=True, help="ASR text set, e.g. asr/whisper-large-v2")
-    parser.add_argument("--model", required=True, help="seq2seq checkpoint (e.g. train-aec's OUT/best)")
-    parser.add_argument("--name", default="", help="default: corrected/<asr>+<model>")
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--beam-size", type=int, default=4)
-    parser.add_argument("--max-length", type=int, default=128)
-    parser.add_argument("--device", default="auto")
-    args = parser.parse_args(argv)
-    return _run(lambda: correct_text_set(open_store(args.store), args.source, args.model, args.name,
-                                         args.batch_size, args.beam_size, args.max_length, args.device),
-                "correct-transcripts")
+TRANSCRIBE = Command(
+    configure=lambda parser: add_dataclass_arguments(parser, TranscribeConfig),
+    run=_transcribe,
+    description="Whisper transcripts into a text set of the store, resumable, with per-utterance confidence "
+                "(avg_logprob, no_speech_prob). Deterministic decoding: temperature 0, beam search, no conditioning "
+                "on previous text; empty or silent audio gives an empty transcript.",
+)
 
 
-def train_main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="train-aec", description="Fine-tune a seq2seq AEC model "
-                                     "on (ASR hypothesis -> human transcript) pairs; keep the best dev WER.")
-    add_dataclass_arguments(parser, AECTrainConfig)
-    cfg = from_namespace(AECTrainConfig, parser.parse_args(argv))
-    return _run(lambda: train_aec(cfg), "train-aec")
+# ----------------------------------------------------------------------------------- import-transcripts
+@dataclass
+class ImportOptions:
+    store: str = field(metadata={"help": "store directory (created if missing)"})
+    source: str = field(metadata={"help": "Transcripts/ directory (one .txt per utterance) or a CSV with "
+                                          "FileName/id and Transcript/text columns", "flag": "from"})
+    name: str = field(default="human", metadata={"help": "text-set name"})
 
 
-def evaluate_main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="evaluate-aec", description="WER / BLEU / GLEU of text sets "
-                                     "against human transcripts (paper table 5 shape).")
-    parser.add_argument("--store", required=True)
-    parser.add_argument("--reference", default="human")
-    parser.add_argument("--text", action="append", required=True, help="text set to score (repeatable)")
-    parser.add_argument("--splits", default="", help="labels_consensus.csv or id,split CSV (default: all ids)")
-    parser.add_argument("--split", default="development")
-    args = parser.parse_args(argv)
+def _import(args: argparse.Namespace) -> None:
+    from sercache.cache import Store
+    from sercache.cache.texts import TextSetWriter
 
-    def work():
-        splits = read_splits(args.splits) if args.splits else None
-        scores = evaluate_text_sets(open_store(args.store), args.text, args.reference, splits, args.split)
-        print(format_scores(scores))
+    opts = from_namespace(ImportOptions, args)
+    texts = read_human_transcripts(Path(opts.source))
+    writer = TextSetWriter(Store.create(opts.store), opts.name)
+    writer.ensure_metadata({"kind": "human", "model": None, "source": str(opts.source)})
+    new = {u: t for u, t in texts.items() if u not in writer.done()}
+    if new:
+        writer.commit([{"id": u, "text": t} for u, t in sorted(new.items())])
+    print(f"{opts.name}: imported {len(new)} transcripts ({len(texts) - len(new)} already there)")
 
-    return _run(work, "evaluate-aec")
+
+IMPORT = Command(
+    configure=lambda parser: add_dataclass_arguments(parser, ImportOptions),
+    run=_import,
+    description="Import human transcripts into a text set: " + (read_human_transcripts.__doc__ or ""),
+)
+
+
+# ------------------------------------------------------------------------------------------ train-aec
+def _train_aec(args: argparse.Namespace) -> None:
+    from .aec import train_aec
+
+    train_aec(from_namespace(AECTrainConfig, args))
+
+
+TRAIN_AEC = Command(
+    configure=lambda parser: add_dataclass_arguments(parser, AECTrainConfig),
+    run=_train_aec,
+    description="Fine-tune a seq2seq ASR error-correction model on (ASR hypothesis -> human transcript) pairs of "
+                "the Train split; keep the checkpoint with the best Development WER.",
+)
+
+
+# -------------------------------------------------------------------------------- correct-transcripts
+@dataclass
+class CorrectOptions:
+    store: str = field(metadata={"help": "store directory"})
+    source: str = field(metadata={"help": "ASR text set, e.g. asr/whisper-large-v2"})
+    model: str = field(metadata={"help": "seq2seq checkpoint (e.g. train-aec's OUT/best)"})
+    name: str = field(default="", metadata={"help": "text-set name (default: corrected/<asr>+<model>)"})
+    batch_size: int = field(default=32, metadata={"help": "transcripts per generation batch"})
+    beam_size: int = field(default=4, metadata={"help": "beam width"})
+    max_length: int = field(default=128, metadata={"help": "tokens per text at most"})
+    device: str = field(default="auto", metadata={"help": "cpu, cuda or auto"})
+    progress: bool = field(default=True, metadata={"help": "show a progress bar"})
+
+
+def _correct(args: argparse.Namespace) -> None:
+    from sercache.cache import open_store
+
+    from .aec import correct_text_set
+
+    o = from_namespace(CorrectOptions, args)
+    correct_text_set(open_store(o.store), o.source, o.model, o.name, o.batch_size, o.beam_size, o.max_length,
+                     o.device, o.progress)
+
+
+CORRECT = Command(
+    configure=lambda parser: add_dataclass_arguments(parser, CorrectOptions),
+    run=_correct,
+    description="Rewrite an ASR text set with a seq2seq AEC model into a new text set (the raw one is kept).",
+)
+
+
+# --------------------------------------------------------------------------------------- evaluate-aec
+@dataclass
+class EvaluateOptions:
+    store: str = field(metadata={"help": "store directory"})
+    text: list[str] = field(metadata={"help": "text set(s) to score"})
+    reference: str = field(default="human", metadata={"help": "human text set"})
+    splits: str = field(default="", metadata={"help": "labels_consensus.csv or an id,split CSV (default: all ids)"})
+    split: str = field(default="development", metadata={"help": "split to score"})
+
+
+def _evaluate(args: argparse.Namespace) -> None:
+    from sercache.cache import open_store
+
+    from .aec import evaluate_text_sets, format_scores, read_splits
+
+    o = from_namespace(EvaluateOptions, args)
+    splits = read_splits(o.splits) if o.splits else None
+    print(format_scores(evaluate_text_sets(open_store(o.store), o.text, o.reference, splits, o.split)))
+
+
+EVALUATE = Command(
+    configure=lambda parser: add_dataclass_arguments(parser, EvaluateOptions),
+    run=_evaluate,
+    description="WER / BLEU / GLEU of text sets against human transcripts, on lower-cased, punctuation-free text.",
+)

@@ -13,7 +13,6 @@ gives an empty transcript), and empty or silent audio gives "" without running t
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from dataclasses import dataclass, field
@@ -22,12 +21,12 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from sercache.cache import CacheError, Store
+from sercache.cache import Store
 from sercache.cache.texts import TextSetWriter
-from sercache.dataclass_cli import add_dataclass_arguments, from_namespace
 
-from .audio import AudioError, load
-from .manifest import ManifestError, Utterance, load_manifest
+from .audio import SAMPLE_RATE, AudioError, load
+from .config import ON_ERROR
+from .manifest import Utterance, load_manifest
 
 BACKENDS = ("faster-whisper", "openai-whisper")
 NO_SPEECH_PROB, LOGPROB_FLOOR = 0.6, -1.0
@@ -50,7 +49,7 @@ class TranscribeConfig:
     device: str = field(default="auto", metadata={"help": "cpu, cuda or auto"})
     compute_type: str = field(default="default", metadata={"help": "faster-whisper compute type (int8, float16, ...)"})
     on_error: str = field(default="stop", metadata={"help": "unreadable/missing audio: stop or skip",
-                                                     "choices": ("stop", "skip")})
+                                                     "choices": ON_ERROR})
     progress: bool = field(default=True, metadata={"help": "show a progress bar"})
 
 
@@ -107,7 +106,8 @@ class OpenAIWhisperBackend:
             # openai-whisper 20250625 fails on beam search over a batch (audio features are not
             # repeated per beam), so only greedy decoding is batched.
             step = len(short) if self.cfg.beam_size <= 1 else 1
-            decoded = [d for s in range(0, len(short), step) for d in whisper.decode(self.model, mel[s:s + step], options)]
+            decoded = [d for s in range(0, len(short), step)
+                       for d in whisper.decode(self.model, mel[s:s + step], options)]
             for i, d in zip(short, decoded):
                 results[i] = _combine([(d.text, d.avg_logprob, d.no_speech_prob, len(d.tokens))])
         for i, audio in enumerate(audios):
@@ -208,23 +208,7 @@ def _transcribe_part(cfg, backend, chunk: list[Utterance], summary: Transcriptio
             records.append({"id": utt.id, **result})
             summary.empty += not result["text"]
         summary.transcribed += len(batch)
-        summary.audio_seconds += sum(len(a) for a in batch) / 16000
+        summary.audio_seconds += sum(len(a) for a in batch) / SAMPLE_RATE
         bar.update(len(batch))
     return records
 
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="transcribe", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_dataclass_arguments(parser, TranscribeConfig)
-    cfg = from_namespace(TranscribeConfig, parser.parse_args(argv))
-    try:
-        run_transcription(cfg)
-    except (AudioError, CacheError, ManifestError, ValueError, RuntimeError) as err:
-        print(f"transcribe: error: {err}", file=sys.stderr)
-        return 2
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -114,7 +114,8 @@ class WhisperEncoderFrames(WindowedWhisper):
         frames = self.max_frames if self.mode == "padded" else max(valid)
         mel = mel[..., : 2 * frames]
         if self.mode == "trimmed":  # zero past each row's end, as if it ran alone: results never depend on batching
-            beyond = torch.arange(2 * frames, device=self.device)[None, :] >= 2 * torch.tensor(valid, device=self.device)[:, None]
+            ends = 2 * torch.tensor(valid, device=self.device)[:, None]
+            beyond = torch.arange(2 * frames, device=self.device)[None, :] >= ends
             mel = mel.masked_fill(beyond[:, None, :], 0)
         x = torch.nn.functional.gelu(enc.conv1(mel))
         if self.mode == "trimmed":

@@ -1,70 +1,89 @@
-"""`train-head`: one head, the IEMOCAP folds, or a sweep, from flags generated off HeadConfig."""
+"""`sercache train` (alias `train-head`): one head, the IEMOCAP folds, or a sweep, with flags from HeadConfig."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Sequence
 
-from .config import HeadConfig, build_parser, config_from_args
-from .errors import HeadError, run_command
+from sercache.cli import Command, run
+from sercache.dataclass_cli import add_dataclass_arguments, from_namespace
+
+from .config import HeadConfig
+from .errors import HeadError
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="train-head",
-        description="Train a speech-emotion head from cached features (SPEC §2-§5). Example: train-head --store "
-                    "cache/ --features wavlm-large/L-1 --text-features 'roberta-large/asr/whisper-large-v2/mean(L-4..-1)' --labels "
-                    "Labels/labels_consensus.csv --out runs/focal --loss focal --gamma 2 --weights prior",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--sweep", default="", help="train many heads over one loaded copy of the data: a grid "
-                   "'loss=ce,focal;gamma=2,2.5', a preset (sheffield7), or a JSON file of override dicts; "
-                   "under torchrun the configs are spread over the processes")
-    p.add_argument("--config", default="", help="JSON file of HeadConfig values (flags given on the command line win)")
-    p.add_argument("--print-config", action="store_true", help="print the resolved config as JSON and exit")
-    build_parser(p)
-    return p
+@dataclass
+class TrainOptions:
+    """What train-head does besides training the one HeadConfig: sweeps, a config file, printing."""
+
+    sweep: str = field(default="", metadata={
+        "help": "train many heads over one loaded copy of the data: a grid 'loss=ce,focal;gamma=2,2.5', a preset "
+                "(sheffield7), or a JSON file of override dicts; under torchrun the configs are spread over the "
+                "processes"})
+    config: str = field(default="", metadata={
+        "help": "JSON file of HeadConfig values, e.g. a run's config.json (flags typed on the command line win)"})
+    print_config: bool = field(default=False, metadata={"help": "print the resolved config as JSON and exit"})
 
 
-def resolve(argv: Sequence[str] | None) -> tuple[HeadConfig, argparse.Namespace]:
-    p = parser()
-    args = p.parse_args(argv)
-    if args.config:
+def configure(parser: argparse.ArgumentParser) -> None:
+    add_dataclass_arguments(parser, TrainOptions, group="run")
+    add_dataclass_arguments(parser, HeadConfig)
+
+
+def resolve(args: argparse.Namespace) -> tuple[HeadConfig, TrainOptions]:
+    """The HeadConfig of a command line: dataclass defaults, then --config's values, then the typed flags."""
+    opts = from_namespace(TrainOptions, args)
+    base: dict = {}
+    if opts.config:
         try:
-            values = json.loads(open(args.config).read())
+            values = json.loads(Path(opts.config).read_text())
         except (OSError, json.JSONDecodeError) as err:
-            raise HeadError(f"--config {args.config}: {err}") from None
+            raise HeadError(f"--config {opts.config}: {err}") from None
+        if not isinstance(values, dict):
+            raise HeadError(f"--config {opts.config}: expected a JSON object of HeadConfig values")
         values.pop("resolved", None)  # a run's config.json can be fed back in
-        defaults = vars(p.parse_args([]))
-        explicit = {k for k, v in vars(args).items() if defaults.get(k) != v}
-        for key, value in HeadConfig.from_dict(values).to_dict().items():
-            if key not in explicit:
-                setattr(args, key, value)
-    return config_from_args(args), args
+        base = HeadConfig.from_dict(values).to_dict()
+    return from_namespace(HeadConfig, args, base=base), opts
+
+
+def _run(args: argparse.Namespace) -> int:
+    cfg, opts = resolve(args)
+    if opts.print_config:
+        print(json.dumps(cfg.to_dict(), indent=2, sort_keys=True))
+        return 0
+    cfg.validate()
+    if opts.sweep:
+        from .sweep import markdown_table, run_sweep
+
+        rows = run_sweep(cfg, opts.sweep)
+        if rows:
+            keys = list(dict.fromkeys(k for r in rows for k in r))
+            print(markdown_table(rows, keys))
+        return 0
+    from .train import train
+
+    train(cfg)
+    return 0
+
+
+TRAIN = Command(
+    configure=configure,
+    run=_run,
+    description="Train a speech-emotion head from cached features: one run, the IEMOCAP leave-one-session-out "
+                "folds, or a sweep.",
+    epilog="example:\n  train-head --store cache/ --features wavlm-large/L-1 \\\n"
+           "      --text-features 'roberta-large/asr/whisper-large-v2/mean(L-4..-1)' \\\n"
+           "      --labels Labels/labels_consensus.csv --out runs/focal --loss focal --gamma 2 --weights prior",
+)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    def body() -> int:
-        cfg, args = resolve(argv)
-        if args.print_config:
-            print(json.dumps(cfg.to_dict(), indent=2, sort_keys=True))
-            return 0
-        cfg.validate()
-        if args.sweep:
-            from .sweep import markdown_table, run_sweep
-
-            rows = run_sweep(cfg, args.sweep)
-            if rows:
-                keys = list(dict.fromkeys(k for r in rows for k in r))
-                print(markdown_table(rows, keys))
-            return 0
-        from .train import train
-
-        train(cfg)
-        return 0
-
-    return run_command("train-head", body)
+    """`python -m sercache.heads.cli` (what torchrun runs), same as `train-head`."""
+    return run("train", None if argv is None else list(argv), "train-head")
 
 
 if __name__ == "__main__":

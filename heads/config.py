@@ -1,12 +1,12 @@
 """One typed configuration shared by the Python API, the CLI, sweeps and the run directory.
 
-The argparse parser is generated from the dataclass fields, so a new option is added in one
-place and appears everywhere (CLI flag, config.json, sweep grids) with the same name.
+The command-line flags are generated from the dataclass fields (sercache.dataclass_cli), so a new
+option is added in one place and appears everywhere (CLI flag, config.json, sweep grids) with the
+same name; allowed values come from the modules that implement them (losses, samplers, corpora).
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 from dataclasses import dataclass, field
@@ -14,6 +14,9 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from .errors import HeadError
+from .labels import CORPORA
+from .losses import LOSSES, SOFT_LOSSES
+from .sampling import SAMPLERS
 
 
 def opt(default: Any, help: str, choices: Sequence[Any] | None = None, group: str = "general") -> Any:
@@ -24,10 +27,6 @@ def opt(default: Any, help: str, choices: Sequence[Any] | None = None, group: st
     return field(default=default, metadata=meta)
 
 
-LOSSES = ("ce", "focal", "wbce", "kld", "amsoftmax", "ccc")
-SOFT_LOSSES = ("wbce", "kld")  # losses whose formula is written for (soft) label vectors
-
-
 @dataclass
 class HeadConfig:
     # --- data -----------------------------------------------------------------------------
@@ -35,7 +34,7 @@ class HeadConfig:
     features: list = opt([], "audio feature set(s); several sets with equal frame shape are stacked as "
                              "layers and mixed by a learned weighted sum", group="data")
     text_features: list = opt([], "text (token-level) feature set(s)", group="data")
-    corpus: str = opt("msp", "label format", ("msp", "iemocap", "csv"), group="data")
+    corpus: str = opt("msp", "label format", CORPORA, group="data")
     labels: str = opt("", "msp: labels_consensus.csv (or its Labels/ dir); iemocap: release root; "
                           "csv: generic label CSV", group="data")
     detailed: str = opt("", "msp: labels_detailed.csv (needed for --soft-labels, --min-agreement)", group="data")
@@ -109,7 +108,7 @@ class HeadConfig:
 
     # --- sampling and optimisation ----------------------------------------------------------
     sampler: str = opt("shuffle", "shuffle: every sample once; undersample: min_j N_j per class per epoch; "
-                                  "balanced: draw with weight 1/f_class", ("shuffle", "undersample", "balanced"),
+                                  "balanced: draw with weight 1/f_class", SAMPLERS,
                        group="training")
     batch_size: int = opt(128, "training batch size", group="training")
     bucket_batches: int = opt(32, "batches per length-sorting window (1: no length bucketing)",
@@ -172,7 +171,7 @@ class HeadConfig:
             raise HeadError("--task both needs a classification --loss; the A/V/D part uses --avd-loss")
         if self.loss_norm == "weight-sum" and (self.loss in SOFT_LOSSES or self.soft_labels):
             raise HeadError("--loss-norm weight-sum is defined for hard-label ce/focal/amsoftmax only; the "
-                            "soft-label formulas of SPEC §3 divide by N (wbce) and N*C (kld)")
+                            "soft-label losses divide by N (wbce) and N*C (kld)")
         if self.soft_labels and self.loss == "amsoftmax":
             raise HeadError("--soft-labels with --loss amsoftmax is not defined; use ce, focal, wbce or kld")
         if self.annotation_dropout and not self.soft_labels:
@@ -254,40 +253,3 @@ def coerce(name: str, text: str) -> Any:
     if isinstance(default, list):
         return [t for t in text.split("+") if t]
     return text
-
-
-def _split_list(text: str) -> list[str]:
-    return [t.strip() for t in text.split(",") if t.strip()]
-
-
-def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
-    """Add one flag per HeadConfig field (lists take several values or comma-separated ones)."""
-    parser = parser or argparse.ArgumentParser()
-    groups: dict[str, Any] = {}
-    defaults = HeadConfig()
-    for f in dataclasses.fields(HeadConfig):
-        group_name = f.metadata.get("group", "general")
-        group = groups.setdefault(group_name, parser.add_argument_group(group_name))
-        default = getattr(defaults, f.name)
-        name = "--" + flag(f.name)
-        help_text = f.metadata.get("help", "")
-        if isinstance(default, bool):
-            group.add_argument(name, action=argparse.BooleanOptionalAction, default=default, help=help_text)
-        elif isinstance(default, list):
-            group.add_argument(name, nargs="+", default=list(default), help=help_text + " (space or comma "
-                                                                                        "separated)")
-        else:
-            kind = type(default)
-            group.add_argument(name, type=kind, default=default, choices=f.metadata.get("choices"),
-                               help=f"{help_text} (default: {default!r})")
-    return parser
-
-
-def config_from_args(args: argparse.Namespace) -> HeadConfig:
-    values = {}
-    for f in dataclasses.fields(HeadConfig):
-        value = getattr(args, f.name)
-        if isinstance(value, list):
-            value = [item for v in value for item in _split_list(str(v))]
-        values[f.name] = value
-    return HeadConfig(**values)

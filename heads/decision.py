@@ -3,7 +3,7 @@
 All three act on scores s = log p (p: a head's or an ensemble's class probabilities) and decide
 argmax_c (s_c + b_c).
 
-* **Bias tuning** (SPEC §5, CONILIUM): coordinate ascent over the per-class additive biases b,
+* **Bias tuning** (Shamsi et al., CONILIUM): coordinate ascent over the per-class additive biases b,
   starting at b = 0, maximising dev Macro-F1. For one class c the prediction of every sample only
   changes where b_c crosses t_i = max_{k!=c}(s_ik + b_k) - s_ic, so each coordinate step is solved
   exactly over all distinct thresholds (the chosen value is the middle of the best interval; the
@@ -28,10 +28,13 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from .errors import HeadError
+from .metrics import macro_f1
 
 FORMAT = "sercache-decision/1"
 FLOOR = 1e-9  # probabilities below this (e.g. written as 0.000000) are floored before the log
 MARGIN = 0.5  # nats beyond the extreme threshold when the best interval is unbounded
+DECISION_METHODS = ("bias", "prior", "prior+bias")  # what decide() builds
+STACKERS = ("logreg", "mlp")  # meta-classifiers fit_stacker fits
 
 
 def log_scores(probs: np.ndarray) -> np.ndarray:
@@ -44,15 +47,6 @@ def apply_bias(scores: np.ndarray, bias: np.ndarray | Sequence[float] | None) ->
     if bias is None:
         return scores.argmax(1)
     return (scores + np.asarray(bias, np.float64)[None, :]).argmax(1)
-
-
-def macro_f1(y: np.ndarray, pred: np.ndarray, n_classes: int) -> float:
-    from .metrics import confusion
-
-    cm = confusion(y, pred, n_classes)
-    tp = np.diag(cm).astype(np.float64)
-    denom = cm.sum(0) + cm.sum(1)
-    return float(np.where(denom > 0, 2 * tp / np.maximum(denom, 1), 0.0).mean())
 
 
 def _best_position(scores: np.ndarray, y: np.ndarray, bias: np.ndarray, c: int, n_classes: int
@@ -287,7 +281,7 @@ def fit_stacker(X: np.ndarray, y: np.ndarray, n_classes: int, kind: str = "logre
             weights, biases = [w.copy() for w in model.coefs_], [b.copy() for b in model.intercepts_]
             params["hidden"] = hidden
         else:
-            raise HeadError(f"unknown stacker {kind!r}; choose logreg or mlp")
+            raise HeadError(f"unknown stacker {kind!r}; choose one of {', '.join(STACKERS)}")
     return Stacker(kind, n_classes, mean, scale, weights, biases, np.asarray(model.classes_, np.int64), params)
 
 
@@ -424,8 +418,8 @@ def decide(dev_probs: np.ndarray, dev_y: np.ndarray, letters: Sequence[str], met
            limit: float = 20.0) -> tuple[Decision, dict[str, Any]]:
     """Build a Decision from labelled dev outputs: 'bias' (tuned), 'prior', or 'prior+bias' (tuned on top)."""
     C = len(letters)
-    if method not in ("bias", "prior", "prior+bias"):
-        raise HeadError(f"unknown decision method {method!r}; choose bias, prior or prior+bias")
+    if method not in DECISION_METHODS:
+        raise HeadError(f"unknown decision method {method!r}; choose one of {', '.join(DECISION_METHODS)}")
     scores = log_scores(dev_probs)
     start = np.zeros(C)
     if "prior" in method:

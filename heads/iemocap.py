@@ -1,4 +1,4 @@
-"""IEMOCAP in the 4-class protocol (GMP-ATL, SPEC §4): ang, hap+exc, sad, neu; 5 leave-one-session-out folds.
+"""IEMOCAP in the 4-class protocol (Pan et al., GMP-ATL): ang, hap+exc, sad, neu; 5 leave-one-session-out folds.
 
 The speaker of an utterance is its session plus the gender letter of the *last* id field
 (Ses01F_impro01_M012 is spoken by Ses01M although the dialog is named after the F actor).

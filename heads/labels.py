@@ -21,7 +21,9 @@ import numpy as np
 
 from .errors import HeadError
 
-# The challenge baseline's output order (SPEC §4.1). Recorded in every checkpoint and checked on load.
+CORPORA = ("msp", "iemocap", "csv")  # label formats read_labels reads
+# The challenge baseline's output order (Goncalves et al., "Odyssey 2024 SER Challenge: dataset, baseline,
+# results"). Recorded in every checkpoint and checked on load.
 MSP_CLASSES = ("A", "S", "H", "U", "F", "D", "C", "N")
 MSP_CLASS_NAMES = ("Angry", "Sad", "Happy", "Surprise", "Fear", "Disgust", "Contempt", "Neutral")
 MSP_NON_CLASS = {"O": "Other", "X": "No agreement"}
@@ -107,7 +109,7 @@ class LabelTable:
         return list(dict.fromkeys(self.split.tolist()))
 
     def soft(self, kind: str) -> np.ndarray:
-        """Soft label [N, C]: class mentions summed over annotators and normalised (SPEC §3).
+        """Soft label [N, C]: class mentions summed over annotators and normalised.
 
         Rows without any class mention (all annotators said Other, or no detailed labels) are NaN.
         """
@@ -337,9 +339,10 @@ def attach_detailed(table: LabelTable, detailed: dict[str, list[Annotation]]) ->
     return replace(table, annotations={"P": P, "S": S}, agreement=agreement)
 
 
-ID_COLUMNS = ("id", "utterance_id", "uid", "FileName", "filename", "file")
-LABEL_COLUMNS = ("label", "emotion", "EmoClass", "class")
-ATTRIBUTE_COLUMNS = (("arousal", "EmoAct", "activation"), ("valence", "EmoVal"), ("dominance", "EmoDom"))
+GENERIC_ID_COLUMNS = ("id", "utterance_id", "uid", "FileName", "filename", "file")
+GENERIC_LABEL_COLUMNS = ("label", "emotion", "EmoClass", "class")
+GENERIC_ATTRIBUTE_COLUMNS = (("arousal", "EmoAct", "activation"), ("valence", "EmoVal"),
+                             ("dominance", "EmoDom"))
 
 
 def _pick(header: Sequence[str], names: Sequence[str]) -> str | None:
@@ -358,14 +361,15 @@ def read_generic_csv(path: str | Path, classes: Sequence[str] = ()) -> LabelTabl
     """
     path = Path(path)
     header, rows = _read_csv(path)
-    id_col, split_col = _pick(header, ID_COLUMNS), _pick(header, ("split", "Split_Set", "set"))
-    label_col = _pick(header, LABEL_COLUMNS)
-    attr_cols = [_pick(header, names) for names in ATTRIBUTE_COLUMNS]
+    id_col, split_col = _pick(header, GENERIC_ID_COLUMNS), _pick(header, ("split", "Split_Set", "set"))
+    label_col = _pick(header, GENERIC_LABEL_COLUMNS)
+    attr_cols = [_pick(header, names) for names in GENERIC_ATTRIBUTE_COLUMNS]
     if id_col is None or split_col is None:
-        raise HeadError(f"{path}: a generic label CSV needs an id column ({'/'.join(ID_COLUMNS)}) and a split "
-                        f"column; found {', '.join(header)}")
+        raise HeadError(f"{path}: a generic label CSV needs an id column ({'/'.join(GENERIC_ID_COLUMNS)}) "
+                        f"and a split column; found {', '.join(header)}")
     if label_col is None and not any(attr_cols):
-        raise HeadError(f"{path}: no label column ({'/'.join(LABEL_COLUMNS)}) and no arousal/valence/dominance")
+        raise HeadError(f"{path}: no label column ({'/'.join(GENERIC_LABEL_COLUMNS)}) and no "
+                        "arousal/valence/dominance column")
     raw_labels = [(r.get(label_col) or "").strip() if label_col else "" for r in rows]
     if classes:
         letters = tuple(classes)
@@ -430,4 +434,4 @@ def read_labels(corpus: str, labels: str, detailed: str = "", classes: Sequence[
         from .iemocap import read_iemocap
 
         return read_iemocap(labels)
-    raise HeadError(f"unknown corpus {corpus!r}; choose msp, iemocap or csv")
+    raise HeadError(f"unknown corpus {corpus!r}; choose one of {', '.join(CORPORA)}")

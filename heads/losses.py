@@ -1,9 +1,10 @@
-"""The objectives of SPEC §3, written as their formulas so that tests can check them term by term.
+"""The training objectives of the reproduced papers, written as their formulas so that tests can check them
+term by term.
 
 Normalisation is explicit because it differs between papers and libraries: the Sheffield paper
 divides weighted CE / focal by N, torch's CrossEntropyLoss(weight=w) divides by sum_i w_{y_i}.
-`norm="n"` is the paper's, `norm="weight-sum"` is torch's. Soft-label losses use SPEC's 1/N (WBCE)
-and 1/(N C) (KLD). All losses are computed in float32 even under autocast.
+`norm="n"` is the paper's, `norm="weight-sum"` is torch's. Soft-label losses divide by N (WBCE)
+and N C (KLD). All losses are computed in float32 even under autocast.
 """
 
 from __future__ import annotations
@@ -16,6 +17,9 @@ import torch
 import torch.nn.functional as F
 
 from .errors import HeadError
+
+LOSSES = ("ce", "focal", "wbce", "kld", "amsoftmax", "ccc")  # the losses Objective implements
+SOFT_LOSSES = ("wbce", "kld")  # losses whose formula is written for (soft) label vectors
 
 
 def class_weights(counts: np.ndarray, kind: str = "prior", norm: str = "none", power: float = 1.0) -> np.ndarray:
@@ -165,9 +169,8 @@ class Objective:
     def __init__(self, loss: str, weights: torch.Tensor, task: str, gamma: float = 2.0, norm: str = "n",
                  soft_labels: str = "", am_margin: float = 0.2, am_scale: float = 30.0, avd_loss: str = "ccc",
                  avd_weight: float = 1.0, aux: str = "", aux_weight: float = 1.0):
-        known = ("ce", "focal", "wbce", "kld", "amsoftmax", "ccc")
-        if loss not in known:
-            raise HeadError(f"unknown loss {loss!r}; choose one of {', '.join(known)}")
+        if loss not in LOSSES:
+            raise HeadError(f"unknown loss {loss!r}; choose one of {', '.join(LOSSES)}")
         self.loss, self.weights, self.task, self.gamma, self.norm = loss, weights, task, gamma, norm
         self.soft_labels, self.am_margin, self.am_scale = soft_labels, am_margin, am_scale
         self.avd_loss, self.avd_weight, self.aux, self.aux_weight = avd_loss, avd_weight, aux, aux_weight
@@ -177,7 +180,7 @@ class Objective:
 
     def classification(self, logits: torch.Tensor, t: Targets) -> torch.Tensor:
         w = self.weights
-        if self.loss in ("wbce", "kld") or self.soft_labels:
+        if self.loss in SOFT_LOSSES or self.soft_labels:
             if self.soft_labels:
                 assert t.soft is not None
                 keep = torch.isfinite(t.soft).all(1)

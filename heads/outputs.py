@@ -19,8 +19,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .errors import HeadError
-
-ATTRIBUTE_COLUMNS = ("EmoAct", "EmoVal", "EmoDom")
+from .labels import ATTRIBUTES
 
 
 @dataclass
@@ -39,7 +38,9 @@ class SplitOutputs:
         return len(self.ids)
 
     def take(self, index: np.ndarray) -> "SplitOutputs":
-        pick = (lambda a: None if a is None else a[index])
+        def pick(a: np.ndarray | None) -> np.ndarray | None:
+            return None if a is None else a[index]
+
         return SplitOutputs([self.ids[i] for i in index], self.truth[index], self.label[index], pick(self.probs),
                             pick(self.decision), pick(self.avd_true), pick(self.avd_pred))
 
@@ -89,13 +90,13 @@ def read_split(path: str | Path, letters: Sequence[str], corpus: str = "msp") ->
                                 f"{' '.join(letters)}") from None
         else:
             out.decision = out.probs.argmax(1) if len(rows) else np.zeros(0, np.int64)
-    if all(f"pred_{a}" in col for a in ATTRIBUTE_COLUMNS):
+    if all(f"pred_{a}" in col for a in ATTRIBUTES):
         def num(text: str) -> float:
             return float(text) if text.strip() else float("nan")
 
-        out.avd_pred = np.array([[num(r[col[f"pred_{a}"]]) for a in ATTRIBUTE_COLUMNS] for r in rows],
+        out.avd_pred = np.array([[num(r[col[f"pred_{a}"]]) for a in ATTRIBUTES] for r in rows],
                                 dtype=np.float64).reshape(len(rows), 3)
-        out.avd_true = np.array([[num(r[col[a]]) if a in col else np.nan for a in ATTRIBUTE_COLUMNS] for r in rows],
+        out.avd_true = np.array([[num(r[col[a]]) if a in col else np.nan for a in ATTRIBUTES] for r in rows],
                                 dtype=np.float64).reshape(len(rows), 3)
     return out
 
@@ -216,7 +217,7 @@ def write_outputs(path: Path, out: SplitOutputs, letters: Sequence[str], extra: 
     if out.probs is not None:
         header += ["EmoClass", "Prediction", *[f"prob_{c}" for c in letters]]
     if out.avd_pred is not None:
-        header += [*ATTRIBUTE_COLUMNS, *[f"pred_{a}" for a in ATTRIBUTE_COLUMNS]]
+        header += [*ATTRIBUTES, *[f"pred_{a}" for a in ATTRIBUTES]]
     extra = extra or {}
     header += list(extra)
     with open(path, "w", newline="") as handle:

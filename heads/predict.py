@@ -34,10 +34,10 @@ from .checkpoint import load_checkpoint, provenance
 from .config import HeadConfig
 from .decision import Decision, Stacker
 from .errors import HeadError
-from .labels import MSP_CLASSES, ClassSet, LabelTable
-from .outputs import ATTRIBUTE_COLUMNS, SplitOutputs, load_run, score, write_outputs
+from .labels import ATTRIBUTES, MSP_CLASSES, ClassSet, LabelTable
+from .outputs import SplitOutputs, load_run, score, write_outputs
 
-ID_COLUMNS = ("FileName", "Filename", "filename", "file", "id", "utt", "utterance")
+ID_FILE_COLUMNS = ("FileName", "Filename", "filename", "file", "id", "utt", "utterance")
 FORMATS = ("letter", "baseline")
 
 
@@ -47,17 +47,18 @@ def read_ids(path: str | Path) -> list[str]:
     if not path.is_file():
         raise HeadError(f"{path}: id list not found")
     text = path.read_text(encoding="utf-8-sig")
-    lines = [l for l in text.splitlines() if l.strip()]
+    lines = [line for line in text.splitlines() if line.strip()]
     if not lines:
         raise HeadError(f"{path}: empty id list")
     header = next(csv.reader([lines[0]]))
-    if len(header) > 1 or header[0] in ID_COLUMNS:
-        col = next((h for h in header if h in ID_COLUMNS), None)
+    if len(header) > 1 or header[0] in ID_FILE_COLUMNS:
+        col = next((h for h in header if h in ID_FILE_COLUMNS), None)
         if col is None:
-            raise HeadError(f"{path}: CSV without an id column ({'/'.join(ID_COLUMNS)}); header {', '.join(header)}")
+            raise HeadError(f"{path}: CSV without an id column ({'/'.join(ID_FILE_COLUMNS)}); "
+                            f"header {', '.join(header)}")
         ids = [r[col].strip() for r in csv.DictReader(lines)]
     else:
-        ids = [l.strip() for l in lines]
+        ids = [line.strip() for line in lines]
     dup = sorted({u for u in ids if ids.count(u) > 1}) if len(set(ids)) != len(ids) else []
     if dup:
         raise HeadError(f"{path}: duplicate id(s), e.g. {dup[:3]}")
@@ -153,8 +154,8 @@ class HeadPredictor:
         main = modalities.get("audio") or modalities["text"]
         cfg = self.cfg.replace(device=str(device))
         empty = np.zeros(0, np.int64)
-        low, high = self.info.get("avd_range", {}).get("low", [1.0] * 3), self.info.get("avd_range", {}).get("high",
-                                                                                                                [7.0] * 3)
+        avd_range = self.info.get("avd_range", {})
+        low, high = avd_range.get("low", [1.0] * 3), avd_range.get("high", [7.0] * 3)
         prep = Prepared(cfg, table, modalities, device, empty, empty, {}, empty, main.lengths,
                         torch.as_tensor(table.label).to(device), torch.as_tensor(table.attributes).to(device),
                         torch.as_tensor(table.gender).to(device), None, None, (low, high))
@@ -271,7 +272,8 @@ def predict(path: str | Path, out: str | Path, store: str = "", features: Sequen
     if result.probs is not None:
         if fmt == "baseline":
             if tuple(letters) != MSP_CLASSES:
-                raise HeadError(f"--format baseline writes the 8 MSP-Podcast scores in the order {' '.join(MSP_CLASSES)}; "
+                raise HeadError("--format baseline writes the 8 MSP-Podcast scores in the order "
+                                f"{' '.join(MSP_CLASSES)}; "
                                 f"this model's classes are {' '.join(letters)} (use --format letter)")
             if vote_shares is not None:
                 scores = vote_shares.copy()
@@ -329,7 +331,7 @@ def write_submission_baseline(path: Path, ids: Sequence[str], scores: np.ndarray
 def write_submission_attributes(path: Path, ids: Sequence[str], values: np.ndarray) -> None:
     with open(path, "w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["FileName", *ATTRIBUTE_COLUMNS])
+        writer.writerow(["FileName", *ATTRIBUTES])
         for uid, row in zip(ids, values):
             writer.writerow([uid, *[f"{v:.6f}" for v in row]])
 
@@ -344,6 +346,6 @@ def read_submission(path: str | Path) -> dict[str, Any]:
         return {r[0]: r[1] for r in rows}
     if header == ["Filename", "Prediction"]:
         return {r[0]: np.array([float(v) for v in r[1].split(",")]) for r in rows}
-    if header == ["FileName", *ATTRIBUTE_COLUMNS]:
+    if header == ["FileName", *ATTRIBUTES]:
         return {r[0]: tuple(float(v) for v in r[1:]) for r in rows}
     raise HeadError(f"{path}: unknown submission header {header}")

@@ -110,7 +110,8 @@ def summary_table(result: dict) -> str:
         lines.append(row)
     for split, m in result["splits"].items():
         if "per_class_f1" in m:
-            lines.append(f"per-class F1 ({split}): " + "  ".join(f"{c} {100 * v:.1f}" for c, v in m["per_class_f1"].items()))
+            per_class = "  ".join(f"{c} {100 * v:.1f}" for c, v in m["per_class_f1"].items())
+            lines.append(f"per-class F1 ({split}): {per_class}")
     if has_cls:
         lines.append(f"WA = {DEFINITIONS['accuracy']}; UA = {DEFINITIONS['balanced_accuracy']}")
     return "\n".join(lines)

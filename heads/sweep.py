@@ -2,9 +2,10 @@
 
 A sweep spec is either a grid, `loss=ce,focal;gamma=2,2.5;weights=uniform,prior` (cartesian
 product; list values joined with '+', e.g. features=a/L-1+a/L-3), the name of a built-in preset
-(`sheffield7`: the 7 models of paper 000 table 2), or a JSON file holding a list of override
-dicts (or {"base": {...}, "configs": [...]}). Under torchrun, config i runs on rank i % world;
-every config writes results/<i>.json, and rank 0 merges them into results.csv / results.md.
+(`sheffield7`: the 7 models of table 2 of Chen et al., "1st place solution to Odyssey 2024 Emotion
+Recognition Challenge Task 1" (Sheffield)), or a JSON file holding a list of override dicts (or
+{"base": {...}, "configs": [...]}). Under torchrun, config i runs on rank i % world; every config
+writes results/<i>.json, and rank 0 merges them into results.csv / results.md.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from .config import HeadConfig, coerce
 from .errors import HeadError
 from .rundir import write_json
 
-# Paper 000 table 2. Audio feature-set names follow extract-features' '<encoder>/<layers>' names; the
+# Table 2 of Chen et al. (Sheffield). Audio feature-set names follow extract-features' '<encoder>/<layers>' names; the
 # text features (RoBERTa-large, last-4-layer mean, of ASR or corrected transcripts for all seven) come
 # from the command line's --text-features, since their name includes the chosen text set.
 PRESETS: dict[str, list[dict[str, Any]]] = {

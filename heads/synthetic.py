@@ -4,7 +4,8 @@ Until real caches exist, this writes (1) a store with an audio and a text featur
 frames carry a class-, attribute- and gender-dependent mean direction plus noise, so that a
 head can actually learn, and (2) labels_consensus.csv / labels_detailed.csv in the published
 formats (v1.11 EmoDetail layout, or the older one), with O/X samples and per-annotator votes.
-Default proportions follow MSP-Podcast train (paper 000 table 4); the test split is balanced.
+Default proportions follow MSP-Podcast train (table 4 of Chen et al., Sheffield's 1st place solution to
+Odyssey 2024 Task 1); the test split is balanced.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import numpy as np
 
 from .labels import MSP_CLASS_NAMES, MSP_CLASSES, read_msp_consensus
 
-# Train counts of paper 000 table 4, in MSP_CLASSES order (A S H U F D C N).
+# Train counts of Chen et al.'s table 4, in MSP_CLASSES order (A S H U F D C N).
 MSP_TRAIN_COUNTS = {"A": 3053, "S": 3882, "H": 13440, "U": 2897, "F": 1139, "D": 1426, "C": 2443, "N": 25016}
 SECONDARY_EXTRA = ("Amused", "Frustrated", "Depressed", "Concerned", "Disappointed", "Excited", "Confused", "Annoyed")
 # rough class means of (arousal, valence, dominance) on the 1-7 scale
@@ -128,13 +129,14 @@ def make_synthetic_corpus(root: str | Path, n_train: int = 400, n_dev: int = 120
         writer.ensure_metadata({
             "model": f"synthetic-{kind}", "kind": kind, "frame_rate": frame_rate if kind == "audio" else None,
             "sample_rate": 16000, "frame_shape": list(shape),
-            "layers": "-1" if len(shape) == 1 else "all", "layer_indices": [-1] if len(shape) == 1 else list(range(shape[0])),
+            "layers": "-1" if len(shape) == 1 else "all",
+            "layer_indices": [-1] if len(shape) == 1 else list(range(shape[0])),
             "reduction": "none" if kind == "audio" else "mean", "whisper_mode": None, "weights_sha256": None})
         row_values = int(np.prod(shape))
         budget = part_frames or max(1, (64 << 20) // (4 * row_values))  # about 64 MiB of float32 per part
         part, records, frames_in_part = 0, [], 0
         bar = tqdm(total=len(rows), desc=f"synthetic {name}", disable=not progress, unit="utt")
-        for i, (uid, letter, split, gender, speaker) in enumerate(rows):
+        for i, (uid, letter, _split, gender, _speaker) in enumerate(rows):
             T = int(lens[i])
             x = rng.standard_normal((T, *shape), dtype=np.float32)
             if kind == "audio":
@@ -173,7 +175,8 @@ def _write_detailed(path: Path, rows: Sequence[tuple], attrs: dict, rng: np.rand
                 primaries = [names[letter]] * majority + [
                     str(rng.choice([*MSP_CLASS_NAMES, "Other-bored"])) for _ in range(n - majority)]
             elif letter == "O":
-                primaries = ["Other-sarcastic"] * (n // 2 + 1) + [str(rng.choice(MSP_CLASS_NAMES)) for _ in range(n - n // 2 - 1)]
+                primaries = (["Other-sarcastic"] * (n // 2 + 1)
+                             + [str(rng.choice(MSP_CLASS_NAMES)) for _ in range(n - n // 2 - 1)])
             else:
                 primaries = [str(rng.choice(MSP_CLASS_NAMES)) for _ in range(n)]
             for primary in primaries:

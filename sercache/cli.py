@@ -1,56 +1,145 @@
-"""`sercache`: the umbrella command (`sercache cache ...`, `sercache extract ...`)."""
+"""`sercache <stage> ...`: every command of the pipeline behind one entry point, in pipeline order.
+
+Each stage module defines a `Command` (its options, generated from its config dataclass by
+`sercache.dataclass_cli`, and the function that runs them); this module lists the stages and builds
+their parsers. The older console scripts (`extract-features`, `train-head`, ...) are aliases that build
+the same parser, so `extract-features --help` and `sercache extract --help` list the same flags.
+Stage modules are imported only when their stage runs: `sercache --help` loads no encoder library.
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
+import textwrap
+from dataclasses import dataclass
+from typing import Callable
 
 from . import __version__
+from .errors import run_command
+
+
+@dataclass(frozen=True)
+class Command:
+    """One stage's command line: what adds its options to a parser, and what runs the parsed namespace."""
+
+    configure: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int | None]
+    description: str
+    epilog: str = ""
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    target: str  # "module:ATTRIBUTE" of the stage's Command
+    summary: str  # its line in `sercache --help`
+    aliases: tuple[str, ...] = ()  # console scripts that run the same parser
+
+
+STAGES = (
+    Stage("extract", "sercache.extract.cli:EXTRACT", "run a frozen audio or text encoder once over a corpus into "
+          "a feature store", ("extract-features",)),
+    Stage("transcribe", "sercache.extract.text_cli:TRANSCRIBE", "Whisper transcripts into a text set of a store"),
+    Stage("import-transcripts", "sercache.extract.text_cli:IMPORT", "human transcripts into a text set"),
+    Stage("train-aec", "sercache.extract.text_cli:TRAIN_AEC", "fine-tune a seq2seq ASR error corrector on "
+          "(ASR, human) pairs"),
+    Stage("correct-transcripts", "sercache.extract.text_cli:CORRECT", "rewrite an ASR text set with an AEC model"),
+    Stage("evaluate-aec", "sercache.extract.text_cli:EVALUATE", "WER / BLEU / GLEU of text sets against human "
+          "transcripts"),
+    Stage("train", "sercache.heads.cli:TRAIN", "train a speech-emotion head (or a sweep, or IEMOCAP folds) from "
+          "cached features", ("train-head",)),
+    Stage("ensemble", "sercache.heads.post_cli:ENSEMBLE", "combine trained heads (vote, averaging, stacking)"),
+    Stage("tune-decision", "sercache.heads.post_cli:TUNE", "per-class biases or prior correction on dev"),
+    Stage("predict", "sercache.heads.post_cli:PREDICT", "run a head or ensemble on cached features; write a "
+          "submission", ("predict-head",)),
+    Stage("report", "sercache.heads.post_cli:REPORT", "confusion matrices, learning curves, leaderboard",
+          ("report-heads",)),
+    Stage("cache", "sercache.cache.cli:CACHE", "inspect, verify or export a feature store"),
+    Stage("text", "sercache.cache.cli:TEXT", "list or export a store's text sets (transcripts)"),
+    Stage("demo", "sercache.demo:DEMO", "the whole pipeline on a synthesised corpus, offline"),
+)
+_BY_NAME = {name: stage for stage in STAGES for name in (stage.name, *stage.aliases)}
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Wraps prose paragraphs of a description or epilog; indented lines (examples, lists) stay as written."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        blocks: list[str] = []  # paragraphs (joined) and indented lines (each its own block)
+        for line in text.strip("\n").splitlines():
+            prose = bool(line.strip()) and not line[:1].isspace()
+            if prose and blocks and blocks[-1].strip() and not blocks[-1][:1].isspace():
+                blocks[-1] += " " + line.strip()
+            else:
+                blocks.append(line.rstrip())
+        return "\n".join(indent + block if block[:1].isspace() or not block else
+                         textwrap.fill(block, width, initial_indent=indent, subsequent_indent=indent)
+                         for block in blocks)
+
+
+def command(name: str) -> Command:
+    """The Command of a stage (or of one of its aliases)."""
+    module, attribute = _BY_NAME[name].target.split(":")
+    return getattr(importlib.import_module(module), attribute)
+
+
+def build_parser(name: str, prog: str | None = None) -> argparse.ArgumentParser:
+    """The parser of a stage; `prog` is how the user called it (`extract-features`, `sercache extract`)."""
+    cmd = command(name)
+    parser = argparse.ArgumentParser(prog=prog or f"sercache {name}", description=cmd.description,
+                                     epilog=cmd.epilog or None, formatter_class=HelpFormatter, allow_abbrev=False)
+    cmd.configure(parser)
+    return parser
+
+
+def run(name: str, argv: list[str] | None = None, prog: str | None = None) -> int:
+    """Parse `argv` for a stage and run it; input errors print `prog: error: ...` and return 2."""
+    prog = prog or f"sercache {name}"
+    args = build_parser(name, prog).parse_args(argv)
+    return run_command(prog, lambda: command(name).run(args))
+
+
+def umbrella_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sercache", formatter_class=HelpFormatter,
+                                     description="Speech-emotion recognition from cached frozen-encoder features. "
+                                                 "`sercache STAGE --help` lists a stage's options.")
+    parser.add_argument("--version", action="version", version=f"sercache {__version__}")
+    sub = parser.add_subparsers(title="stages, in pipeline order", metavar="STAGE", dest="stage", required=True)
+    for stage in STAGES:
+        sub.add_parser(stage.name, help=stage.summary, aliases=list(stage.aliases), add_help=False)
+    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] == "extract":
-        from sercache.extract.cli import main as extract_main
-
-        return extract_main(argv[1:])
-    parser = argparse.ArgumentParser(prog="sercache", description="Speech-emotion feature caches and heads.")
-    parser.add_argument("--version", action="version", version=f"sercache {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
-    from sercache.cache.cli import add_subcommands, run
-
-    add_subcommands(sub.add_parser("cache", help="inspect, verify or export a store"))
-    text = sub.add_parser("text", help="list or export a store's transcripts (text sets)")
-    text_sub = text.add_subparsers(dest="text_command", required=True)
-    text_sub.add_parser("info", help="list text sets").add_argument("store")
-    export = text_sub.add_parser("export", help="write a text set as CSV or JSONL (by the file suffix)")
-    export.add_argument("store")
-    export.add_argument("name", help="text set, e.g. asr/whisper-large-v2")
-    export.add_argument("--to", required=True, help="output .csv or .jsonl")
-    sub.add_parser("extract", help="same as extract-features", add_help=False)
-    args = parser.parse_args(argv)
-    return run_text(args) if args.command == "text" else run(args)
+    if argv and argv[0] in _BY_NAME:
+        return run(argv[0], argv[1:], f"sercache {argv[0]}")
+    umbrella_parser().parse_args(argv)  # --help, --version, or a usage error; every stage was handled above
+    return 2
 
 
-def run_text(args: argparse.Namespace) -> int:
-    from sercache.cache import CacheError, open_store
-    from sercache.cache.texts import TextSet, text_sets
+def _alias(name: str, prog: str) -> Callable[[], int]:
+    def entry() -> int:
+        return run(name, sys.argv[1:], prog)
 
-    try:
-        store = open_store(args.store)
-        if args.text_command == "info":
-            for name in text_sets(store):
-                ts = TextSet(store, name)
-                empty = sum(not r["text"] for r in ts.records.values())
-                print(f"{name}: {ts.kind}, {len(ts)} texts ({empty} empty), model {ts.meta.get('model')}, "
-                      f"source {ts.meta.get('source')}")
-            return 0
-        TextSet(store, args.name).export(args.to)
-        print(f"{args.name}: written to {args.to}")
-        return 0
-    except CacheError as err:
-        print(f"sercache text: error: {err}", file=sys.stderr)
-        return 2
+    entry.__doc__ = f"The `{prog}` console script: `sercache {name}` under its older name."
+    return entry
+
+
+# console scripts of pyproject.toml, one per stage under its older name
+extract_features = _alias("extract", "extract-features")
+transcribe = _alias("transcribe", "transcribe")
+import_transcripts = _alias("import-transcripts", "import-transcripts")
+train_aec = _alias("train-aec", "train-aec")
+correct_transcripts = _alias("correct-transcripts", "correct-transcripts")
+evaluate_aec = _alias("evaluate-aec", "evaluate-aec")
+train_head = _alias("train", "train-head")
+ensemble = _alias("ensemble", "ensemble")
+tune_decision = _alias("tune-decision", "tune-decision")
+predict_head = _alias("predict", "predict-head")
+report_heads = _alias("report", "report-heads")
 
 
 if __name__ == "__main__":

@@ -11,15 +11,16 @@ Every stage skips what its cache already holds, so a second run retrains the hea
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from sercache.cache import open_store
 from sercache.cache.texts import TextSet, TextSetWriter
+from sercache.cli import Command, run
+from sercache.dataclass_cli import add_dataclass_arguments, from_namespace
 from sercache.democorpus import synthesize_corpus
 
 CLASSES = ["A", "S", "H", "N"]
@@ -30,11 +31,11 @@ HUMAN = "human"
 
 @dataclass
 class DemoSettings:
-    out: Path
-    utterances: int = 240
-    seed: int = 0
-    epochs: int = 20
-    aec_epochs: int = 15
+    out: Path = field(default=Path("demo-output"), metadata={"help": "where the corpus, store and runs go"})
+    utterances: int = field(default=240, metadata={"help": "utterances to synthesise"})
+    seed: int = field(default=0, metadata={"help": "random seed of the corpus, the AEC model and the heads"})
+    epochs: int = field(default=20, metadata={"help": "epochs per head"})
+    aec_epochs: int = field(default=15, metadata={"help": "epochs of the ASR error-correction model"})
 
 
 def _stage(name: str, started: float) -> None:
@@ -212,16 +213,20 @@ def run_demo(s: DemoSettings) -> str:
     return table
 
 
+def _run(args) -> None:
+    run_demo(from_namespace(DemoSettings, args))
+
+
+DEMO = Command(
+    configure=lambda parser: add_dataclass_arguments(parser, DemoSettings),
+    run=_run,
+    description=__doc__ or "",
+)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="sercache-demo", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", default="demo-output", help="where the corpus, store and runs go")
-    parser.add_argument("--utterances", type=int, default=240)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--epochs", type=int, default=20)
-    args = parser.parse_args(argv)
-    run_demo(DemoSettings(Path(args.out), args.utterances, args.seed, args.epochs))
-    return 0
+    """`python -m sercache.demo` (what bin/demo runs), same as `sercache demo`."""
+    return run("demo", argv, "sercache demo")
 
 
 if __name__ == "__main__":

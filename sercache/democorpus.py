@@ -100,7 +100,7 @@ NAMES = {"A": "Angry", "S": "Sad", "H": "Happy", "U": "Surprise", "F": "Fear", "
          "C": "Contempt", "N": "Neutral"}
 CONFUSIONS = {"A": "CD", "H": "UN", "S": "NF", "N": "SH"}
 SECONDARY = ("Annoyed", "Frustrated", "Amused", "Excited", "Concerned", "Disappointed", "Confused")
-ATTRIBUTES = {"A": (6.0, 2.0, 5.5), "H": (5.5, 6.0, 4.5), "S": (2.5, 2.0, 3.0), "N": (4.0, 4.0, 4.0)}
+AVD_MEANS = {"A": (6.0, 2.0, 5.5), "H": (5.5, 6.0, 4.5), "S": (2.5, 2.0, 3.0), "N": (4.0, 4.0, 4.0)}
 
 
 def annotate(u: DemoUtterance, rng: random.Random, annotators: int = 5) -> list[tuple[str, str, list[str], tuple]]:
@@ -121,7 +121,7 @@ def annotate(u: DemoUtterance, rng: random.Random, annotators: int = 5) -> list[
             primary = NAMES[rng.choice("ASHUFDCN")]
         secondary = [primary] if not primary.startswith("Other") else ["Other"]
         secondary += rng.sample(SECONDARY, rng.randint(0, 2))
-        act, val, dom = (round(min(7.0, max(1.0, x + rng.gauss(0, 0.7))), 1) for x in ATTRIBUTES[u.emotion])
+        act, val, dom = (round(min(7.0, max(1.0, x + rng.gauss(0, 0.7))), 1) for x in AVD_MEANS[u.emotion])
         votes.append((f"WORKER{rng.randint(100, 999):05d}", primary, secondary, (act, val, dom)))
     return votes
 

@@ -15,9 +15,8 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 
 def _save_wavlm(path: Path) -> Path:
-    from transformers import Wav2Vec2FeatureExtractor, WavLMConfig, WavLMModel
-
     import torch
+    from transformers import Wav2Vec2FeatureExtractor, WavLMConfig, WavLMModel
 
     torch.manual_seed(0)
     cfg = WavLMConfig(hidden_size=32, num_hidden_layers=3, num_attention_heads=2, intermediate_size=64,
@@ -30,9 +29,8 @@ def _save_wavlm(path: Path) -> Path:
 
 def _save_hubert(path: Path) -> Path:
     """Group-norm feature extractor, like hubert-base: padding would change results."""
-    from transformers import HubertConfig, HubertModel
-
     import torch
+    from transformers import HubertConfig, HubertModel
 
     torch.manual_seed(1)
     cfg = HubertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
@@ -43,9 +41,8 @@ def _save_hubert(path: Path) -> Path:
 
 
 def _save_whisper(path: Path) -> Path:
-    from transformers import WhisperConfig, WhisperFeatureExtractor, WhisperModel
-
     import torch
+    from transformers import WhisperConfig, WhisperFeatureExtractor, WhisperModel
 
     torch.manual_seed(2)
     cfg = WhisperConfig(d_model=32, encoder_layers=2, decoder_layers=1, encoder_attention_heads=2,

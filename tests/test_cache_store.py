@@ -11,8 +11,15 @@ import numpy as np
 import pytest
 import torch
 
-from sercache.cache import (CacheError, FeatureSetWriter, Float16OverflowError, StorageConfig, Store,
-                            UtteranceRecord, open_store)
+from sercache.cache import (
+    CacheError,
+    FeatureSetWriter,
+    Float16OverflowError,
+    StorageConfig,
+    Store,
+    UtteranceRecord,
+    open_store,
+)
 from sercache.cache.cli import copy_feature_set
 
 PROVENANCE = {"model": "test-model", "kind": "audio", "frame_rate": 50.0, "sample_rate": 16000,

@@ -7,8 +7,6 @@ import subprocess
 
 import numpy as np
 import pytest
-import soundfile as sf
-import torch
 
 pytest.importorskip("ctranslate2")
 pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not installed (bin/setup-env)")
@@ -17,7 +15,7 @@ from sercache.cache import open_store  # noqa: E402
 from sercache.extract import ExtractConfig, run_extraction  # noqa: E402
 from sercache.extract.audio import load  # noqa: E402
 from sercache.extract.encoders import load_encoder  # noqa: E402
-from sercache.extract.layers import LayerSpecError, parse_layers  # noqa: E402
+from sercache.extract.layers import parse_layers  # noqa: E402
 from sercache.extract.manifest import Utterance  # noqa: E402
 
 

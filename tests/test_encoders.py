@@ -46,7 +46,8 @@ def _direct_ssl(path: str, audio: np.ndarray, extractor: bool = True) -> tuple[t
     model = AutoModel.from_pretrained(path).eval()
     values = torch.from_numpy(audio)[None]
     if extractor:
-        values = AutoFeatureExtractor.from_pretrained(path)(audio, sampling_rate=16000, return_tensors="pt").input_values
+        extractor = AutoFeatureExtractor.from_pretrained(path)
+        values = extractor(audio, sampling_rate=16000, return_tensors="pt").input_values
     with torch.no_grad():
         out = model(values, output_hidden_states=True)
     return out.last_hidden_state[0], out.hidden_states

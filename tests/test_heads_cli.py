@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 import torch
 
+from sercache.cli import build_parser
+from sercache.dataclass_cli import from_namespace
 from sercache.heads import HeadConfig, train
 from sercache.heads.cli import main
-from sercache.heads.config import build_parser, config_from_args
 from sercache.heads.errors import HeadError
 from sercache.heads.sweep import expand, run_sweep
 from sercache.heads.synthetic import make_synthetic_corpus
@@ -33,14 +34,14 @@ def base_flags(corpus, out):
 
 
 def test_parser_is_generated_from_the_dataclass():
-    args = build_parser().parse_args(["--features", "a/L-1,a/L-3", "b/L-2", "--loss", "focal", "--gamma", "2.5",
-                                      "--include-ox", "--no-progress", "--soft-labels", "S"])
-    cfg = config_from_args(args)
+    args = build_parser("train").parse_args(["--features", "a/L-1,a/L-3", "b/L-2", "--loss", "focal", "--gamma",
+                                             "2.5", "--include-ox", "--no-progress", "--soft-labels", "S"])
+    cfg = from_namespace(HeadConfig, args)
     assert cfg.features == ["a/L-1", "a/L-3", "b/L-2"]
     assert (cfg.loss, cfg.gamma, cfg.include_ox, cfg.progress, cfg.soft_labels) == ("focal", 2.5, True, False, "S")
     assert cfg.lr == 1e-4 and cfg.batch_size == 128 and cfg.max_epochs == 20 and cfg.heads == 1  # paper defaults
     with pytest.raises(SystemExit):
-        build_parser().parse_args(["--weights", "inverse"])
+        build_parser("train").parse_args(["--weights", "inverse"])
 
 
 def test_cli_run_prints_summary_and_config_roundtrip(corpus, tmp_path, capsys):
@@ -155,6 +156,5 @@ def test_iemocap_leave_one_session_out(tmp_path):
 
 def test_package_train_stays_the_function_after_use():
     import sercache.heads as heads
-
     import sercache.heads.train  # noqa: F401  (importing the submodule must not shadow the function)
     assert callable(heads.train) and heads.train.__module__ == "sercache.heads.train"

@@ -152,7 +152,8 @@ def _text_set(corpus, name, source_kind, source_name):
                             "frame_shape": [4], "layers": "mean(-4..-1)", "layer_indices": [1, 2, 3, 4],
                             "reduction": "mean", "whisper_mode": None, "weights_sha256": None,
                             "text_source": {"name": source_name, "kind": source_kind}})
-    writer.commit_part(0, [UtteranceRecord(u, np.ones((5, 4), np.float32), "f", "s", "") for u in store[corpus.audio].ids],
+    records = [UtteranceRecord(u, np.ones((5, 4), np.float32), "f", "s", "") for u in store[corpus.audio].ids]
+    writer.commit_part(0, records,
                        frame_shape=[4])
     return name
 

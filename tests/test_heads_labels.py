@@ -7,12 +7,11 @@ import textwrap
 import numpy as np
 import pytest
 
-pytestmark = pytest.mark.filterwarnings("ignore:.*utterances have no rows in the detailed label file")
-
 from sercache.heads.errors import HeadError
 from sercache.heads.iemocap import iemocap_fold, parse_emo_evaluation, read_iemocap, speaker_of
-from sercache.heads.labels import (MSP_CLASSES, attach_detailed, read_generic_csv, read_msp_consensus,
-                                   read_msp_detailed)
+from sercache.heads.labels import MSP_CLASSES, attach_detailed, read_generic_csv, read_msp_consensus, read_msp_detailed
+
+pytestmark = pytest.mark.filterwarnings("ignore:.*utterances have no rows in the detailed label file")
 
 CONSENSUS = """\
 FileName,EmoClass,EmoAct,EmoVal,EmoDom,SpkrID,Gender,Split_Set
@@ -98,7 +97,7 @@ def test_consensus_missing_column_and_bad_split(tmp_path):
 
 def _quoted(text):
     lines = text.splitlines()
-    return "\n".join([lines[0]] + [f'{l.split(",", 1)[0]},"{l.split(",", 1)[1]}"' for l in lines[1:]]) + "\n"
+    return "\n".join([lines[0]] + [f'{x.split(",", 1)[0]},"{x.split(",", 1)[1]}"' for x in lines[1:]]) + "\n"
 
 
 @pytest.mark.parametrize("layout", ["new", "new-quoted", "old"])
@@ -136,13 +135,15 @@ def test_detailed_layout_sniffing_and_errors(tmp_path):
         read_msp_detailed(write(tmp_path, "y.csv", "FileName,EmoDetail\na.wav,WORKER1; Grumpy; ; A:1; V:1; D:1;\n"))
     with pytest.raises(HeadError, match="does not read as"):
         read_msp_detailed(write(tmp_path, "z.csv", "FileName,EmoDetail\na.wav,WORKER1 Angry\n"))
-    lenient = read_msp_detailed(write(tmp_path, "w.csv", "FileName,EmoDetail\na.wav,WORKER1; Grumpy; ; A:1; V:1; D:1;\n"),
+    lenient = read_msp_detailed(write(tmp_path, "w.csv",
+                                      "FileName,EmoDetail\na.wav,WORKER1; Grumpy; ; A:1; V:1; D:1;\n"),
                                 strict=False)
     assert lenient["a.wav"][0].primary == "O"
 
 
 def test_generic_csv(tmp_path):
-    text = "id,label,split,gender,speaker,arousal\nu1,ang,train,f,s1,3.5\nu2,neu,train,m,s2,\nu3,ang,dev,,s3,2\nu4,,test,,s4,1\n"
+    text = ("id,label,split,gender,speaker,arousal\nu1,ang,train,f,s1,3.5\nu2,neu,train,m,s2,\nu3,ang,dev,,s3,2\n"
+            "u4,,test,,s4,1\n")
     t = read_generic_csv(write(tmp_path, "g.csv", text))
     assert t.classes.letters == ("ang", "neu")
     assert t.label.tolist() == [0, 1, 0, -1]

@@ -1,4 +1,4 @@
-"""Each loss against a direct per-sample implementation of SPEC §3's formula (plain Python floats)."""
+"""Each loss against a direct per-sample implementation of the formula the paper writes (plain Python floats)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,19 @@ import pytest
 import torch
 
 from sercache.heads.errors import HeadError
-from sercache.heads.losses import (Objective, Targets, amsoftmax_logits, ccc, ccc_loss, class_weights, focal, kld,
-                                   soft_ce, wbce, weighted_ce)
+from sercache.heads.losses import (
+    Objective,
+    Targets,
+    amsoftmax_logits,
+    ccc,
+    ccc_loss,
+    class_weights,
+    focal,
+    kld,
+    soft_ce,
+    wbce,
+    weighted_ce,
+)
 
 torch.manual_seed(0)
 N, C = 7, 5

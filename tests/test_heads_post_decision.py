@@ -7,8 +7,20 @@ import numpy as np
 import pytest
 from sklearn.metrics import f1_score
 
-from sercache.heads.decision import (Decision, Stacker, _best_position, apply_bias, cv_bias, fit_stacker, log_scores,
-                                     macro_f1, parse_counts, prior_bias, stack, tune_bias)
+from sercache.heads.decision import (
+    Decision,
+    Stacker,
+    _best_position,
+    apply_bias,
+    cv_bias,
+    fit_stacker,
+    log_scores,
+    macro_f1,
+    parse_counts,
+    prior_bias,
+    stack,
+    tune_bias,
+)
 from sercache.heads.ensemble import combine, logmean_probs, majority_vote, mean_probs
 from sercache.heads.errors import HeadError
 from sercache.heads.outputs import SplitOutputs

@@ -9,8 +9,8 @@ import pytest
 import soundfile as sf
 import soxr
 import torch
-
 from conftest import write_audio
+
 from sercache.extract.audio import AudioError, load, probe
 from sercache.extract.layers import LayerSpecError, parse_layers
 from sercache.extract.manifest import ManifestError, Utterance, load_manifest

@@ -69,7 +69,8 @@ def tiny_bart(tmp_path_factory) -> Path:
     from transformers import BartConfig, BartForConditionalGeneration
 
     texts = sentences(300, 1)
-    path = byte_bpe_tokenizer(tmp_path_factory.mktemp("bart") / "tiny-bart", texts + [corrupt(t) for t in texts], "bart")
+    path = byte_bpe_tokenizer(tmp_path_factory.mktemp("bart") / "tiny-bart", texts + [corrupt(t) for t in texts],
+                              "bart")
     torch.manual_seed(0)
     cfg = BartConfig(vocab_size=400, d_model=64, encoder_layers=2, decoder_layers=2, encoder_attention_heads=4,
                      decoder_attention_heads=4, encoder_ffn_dim=128, decoder_ffn_dim=128, max_position_embeddings=64,
@@ -122,7 +123,8 @@ def test_aec_training_learns_systematic_errors(tmp_path, tiny_bart):
     pairs = {f"u{i:03d}": (corrupt(t), t) for i, t in enumerate(texts)}
     splits = {u: ("Train" if i < 200 else "Development") for i, u in enumerate(pairs)}
     root = text_store(tmp_path / "s", pairs, splits)
-    cfg = AECTrainConfig(store=str(root), source="asr/test", reference="human", splits=str(root / "labels_consensus.csv"),
+    cfg = AECTrainConfig(store=str(root), source="asr/test", reference="human",
+                         splits=str(root / "labels_consensus.csv"),
                          model=str(tiny_bart), out=str(tmp_path / "aec"), epochs=12, batch_size=16, lr=3e-3,
                          max_length=40, beam_size=1, device="cpu", progress=False)
     result = train_aec(cfg)
@@ -163,7 +165,7 @@ def test_text_features_equal_direct_forward_with_windowing(tmp_path, tiny_robert
     cfg = ExtractConfig(store=str(root), model=str(tiny_roberta), text="asr/test", device="cpu", progress=False)
     summary = run_extraction(cfg)
     assert summary.extracted == 3 and summary.windowed == 1
-    name = f"tiny-roberta/asr/test/mean(L-4..-1)"
+    name = "tiny-roberta/asr/test/mean(L-4..-1)"
     fs = open_store(root)[name]
     tokenizer = AutoTokenizer.from_pretrained(tiny_roberta)
     model = AutoModel.from_pretrained(tiny_roberta).eval()
