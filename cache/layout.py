@@ -25,6 +25,8 @@ PARTS_DIR = "parts"
 TMP_PREFIX = ".tmp-"
 BACKEND_SUFFIX = {"zarr": ".zarr", "hdf5": ".h5"}
 BACKENDS = tuple(BACKEND_SUFFIX)  # the registry of store backends
+# File-name extensions of feature parts, without the dot ("zarr", "h5").
+PART_EXTENSIONS = tuple(suffix.lstrip(".") for suffix in BACKEND_SUFFIX.values())
 
 # Per-utterance index arrays stored in every part, in this order.
 INDEX_ARRAYS = ("ids", "offsets", "lengths", "checksums", "fingerprints", "sources", "source_stats")
@@ -38,11 +40,17 @@ class CacheError(SercacheError):
     """A store is missing, malformed, corrupted or incompatible with what was asked of it."""
 
 
+def check_backend(backend: str) -> str:
+    if backend not in BACKENDS:
+        raise CacheError(f"unknown backend {backend!r}; choose {' or '.join(BACKENDS)}")
+    return backend
+
+
 def part_name(index: int, backend: str) -> str:
     return f"p{index:06d}{BACKEND_SUFFIX[backend]}"
 
 
-def part_index(name: str, suffixes: tuple[str, ...] = ("zarr", "h5")) -> int | None:
+def part_index(name: str, suffixes: tuple[str, ...] = PART_EXTENSIONS) -> int | None:
     """Index of a committed part from its file name, or None for anything else (temp files, strays)."""
     match = re.fullmatch(rf"p(\d{{6}})\.({'|'.join(suffixes)})", name)
     return int(match.group(1)) if match else None

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from .layout import INDEX_ARRAYS, ROW_ARRAYS, CacheError
+from .layout import BACKEND_SUFFIX, INDEX_ARRAYS, ROW_ARRAYS, CacheError, check_backend
 
 COMPRESSIONS = ("none", "blosc-zstd", "blosc-lz4", "gzip")
 
@@ -170,16 +170,13 @@ class Hdf5Part:
 
 
 def open_part(path: Path) -> PartReader:
-    if path.suffix == ".zarr":
-        return ZarrPart(path)
-    if path.suffix == ".h5":
-        return Hdf5Part(path)
-    raise CacheError(f"{path}: not a part (expected .zarr or .h5)")
+    readers = {BACKEND_SUFFIX["zarr"]: ZarrPart, BACKEND_SUFFIX["hdf5"]: Hdf5Part}
+    if path.suffix not in readers:
+        raise CacheError(f"{path}: not a part (expected {' or '.join(readers)})")
+    return readers[path.suffix](path)
 
 
 def write_part(backend: str, path: Path, frames: np.ndarray, index: dict[str, np.ndarray],
                attrs: dict[str, Any], layout: ChunkLayout) -> None:
     writers = {"zarr": write_zarr_part, "hdf5": write_hdf5_part}
-    if backend not in writers:
-        raise CacheError(f"unknown backend {backend!r}; choose zarr or hdf5")
-    writers[backend](path, frames, index, attrs, layout)
+    writers[check_backend(backend)](path, frames, index, attrs, layout)

@@ -16,10 +16,13 @@ import numpy as np
 from .encoding import checksum, decode
 from .layout import (
     FEATURESET_FILE,
+    INDEX_ARRAYS,
+    PART_EXTENSIONS,
     PARTS_DIR,
     SCHEMA_VERSION,
     STORE_FILE,
     CacheError,
+    check_backend,
     check_featureset_name,
     part_index,
     read_json,
@@ -134,8 +137,7 @@ class FeatureSet:
         for number, path in sorted(self._parts.items()):
             part = open_part(path)
             try:
-                columns = [part.index(n) for n in ("ids", "offsets", "lengths", "checksums",
-                                                   "fingerprints", "sources", "source_stats")]
+                columns = [part.index(n) for n in INDEX_ARRAYS]
                 for uid, off, length, crc, fp, src, stat in zip(*columns):
                     entries[str(uid)] = UtteranceEntry(number, int(off), int(length), int(crc),
                                                        str(fp), str(src), str(stat))
@@ -262,7 +264,7 @@ class FeatureSet:
         return len(entries)
 
 
-def committed_parts(directory: Path, suffixes: tuple[str, ...] = ("zarr", "h5")) -> dict[int, Path]:
+def committed_parts(directory: Path, suffixes: tuple[str, ...] = PART_EXTENSIONS) -> dict[int, Path]:
     """Committed parts under directory/parts (feature parts by default; text sets pass ("jsonl",))."""
     parts_dir = directory / PARTS_DIR
     if not parts_dir.is_dir():
@@ -298,8 +300,7 @@ class Store:
             if store.backend != backend:
                 raise CacheError(f"{root}: existing store uses backend {store.backend!r}, not {backend!r}")
             return store
-        if backend not in ("zarr", "hdf5"):
-            raise CacheError(f"unknown backend {backend!r}; choose zarr or hdf5")
+        check_backend(backend)
         write_json_atomic(root / STORE_FILE, {
             "format": "sercache", "schema_version": SCHEMA_VERSION, "backend": backend,
             "created": datetime.now(timezone.utc).isoformat(), "sercache_version": __version__,

@@ -18,8 +18,16 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable
 
-from .layout import (PARTS_DIR, SCHEMA_VERSION, TMP_PREFIX, CacheError, check_featureset_name, fsync_tree,
-                     read_json, write_json_atomic)
+from .layout import (
+    PARTS_DIR,
+    SCHEMA_VERSION,
+    TMP_PREFIX,
+    CacheError,
+    check_featureset_name,
+    fsync_tree,
+    read_json,
+    write_json_atomic,
+)
 from .store import Store, committed_parts
 
 TEXTS_DIR = "texts"

@@ -20,9 +20,11 @@ from .encoding import OVERFLOW_POLICIES, STORAGE_DTYPES, checksum, encode, numpy
 from .layout import (
     FEATURESET_FILE,
     PARTS_DIR,
+    PLAN_FILE,
     SCHEMA_VERSION,
     TMP_PREFIX,
     CacheError,
+    check_backend,
     check_featureset_name,
     fsync_tree,
     part_name,
@@ -50,8 +52,7 @@ class StorageConfig:
     on_overflow: str = "clip"
 
     def validate(self) -> None:
-        if self.backend not in ("zarr", "hdf5"):
-            raise CacheError(f"unknown backend {self.backend!r}; choose zarr or hdf5")
+        check_backend(self.backend)
         if self.dtype not in STORAGE_DTYPES:
             raise CacheError(f"unknown dtype {self.dtype!r}; choose one of {STORAGE_DTYPES}")
         if self.compression not in COMPRESSIONS:
@@ -185,8 +186,8 @@ class FeatureSetWriter:
     # The extraction plan: which utterances go to which part. Persisting it makes a resumed
     # run produce exactly the parts an uninterrupted run would have produced.
     def read_plan(self) -> dict[str, Any] | None:
-        path = self.path / "plan.json"
+        path = self.path / PLAN_FILE
         return read_json(path) if path.exists() else None
 
     def write_plan(self, plan: dict[str, Any]) -> None:
-        write_json_atomic(self.path / "plan.json", plan)
+        write_json_atomic(self.path / PLAN_FILE, plan)

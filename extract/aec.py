@@ -23,8 +23,8 @@ from sercache.cache import Store, open_store
 from sercache.cache.texts import TextSet, TextSetWriter
 from sercache.errors import SercacheError
 
-from .manifest import ManifestError
-from .text_metrics import TextScores, score
+from .manifest import read_id_column
+from .text_metrics import TextScores, normalize, score
 
 TRAIN_SPLITS = {"train"}
 DEV_SPLITS = {"development", "validation", "dev", "valid"}
@@ -38,18 +38,14 @@ class AECError(SercacheError):
 
 def read_splits(path: str | Path) -> dict[str, str]:
     """utterance id -> split, from MSP-Podcast's labels_consensus.csv or any CSV with id/split columns."""
-    try:
-        with open(path, newline="") as handle:
-            reader = csv.DictReader(handle)
-            fields = reader.fieldnames or []
-            id_key = next((k for k in SPLIT_ID_COLUMNS if k in fields), None)
-            split_key = next((k for k in SPLIT_COLUMNS if k in fields), None)
-            if not id_key or not split_key:
-                raise ManifestError(f"{path}: needs an id column (FileName or id) and a split column "
-                                    "(Split_Set or split)")
-            return {row[id_key]: row[split_key].strip().lower() for row in reader}
-    except OSError as err:
-        raise ManifestError(f"{path}: cannot read the splits ({err.strerror or err})") from None
+    return {u: s.lower() for u, s in read_id_column(path, SPLIT_ID_COLUMNS, SPLIT_COLUMNS, "split").items()}
+
+
+def check_references(references: list[str], reference: str, which: str) -> None:
+    """Refuse to score against references that are all empty (score() leaves empty ones out)."""
+    if not any(normalize(r) for r in references):
+        raise AECError(f"every {which} text of {reference!r} is empty (after lower-casing and removing "
+                       f"punctuation): nothing to score against; check the {reference!r} text set")
 
 
 def pairs_for(source: TextSet, reference: TextSet, splits: dict[str, str], wanted: set[str]
@@ -116,6 +112,7 @@ def train_aec(cfg: AECTrainConfig) -> dict[str, Any]:
     if not train or not dev:
         raise AECError(f"need train and development pairs with both {cfg.source!r} and {cfg.reference!r} "
                          f"texts; found {len(train)} train, {len(dev)} dev")
+    check_references([r for _, _, r in dev], cfg.reference, "development")
     device = _device(cfg.device)
     tokenizer, model = load_seq2seq(cfg.model, device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr)
@@ -212,4 +209,5 @@ def evaluate_text_sets(store: Store, names: list[str], reference: str, splits: d
                  and (splits is None or splits.get(u) in ({split} | (DEV_SPLITS if split in DEV_SPLITS else set()))))
     if not ids:
         raise AECError(f"no utterance of split {split!r} has text in {reference!r} and in every one of {names}")
+    check_references([ref.text(u) for u in ids], reference, split if splits is not None else "shared")
     return {n: score([s.text(u) for u in ids], [ref.text(u) for u in ids]) for n, s in zip(names, sets)}

@@ -55,6 +55,23 @@ def load_manifest(source: str | Path) -> list[Utterance]:
     return utterances
 
 
+def read_id_column(path: str | Path, id_columns: tuple[str, ...], value_columns: tuple[str, ...],
+                   what: str) -> dict[str, str]:
+    """{id: value.strip()} from a CSV, taking the first of id_columns and of value_columns that it has."""
+    try:
+        with open(path, newline="") as handle:
+            reader = csv.DictReader(handle)
+            fields = reader.fieldnames or []
+            id_key = next((k for k in id_columns if k in fields), None)
+            value_key = next((k for k in value_columns if k in fields), None)
+            if not id_key or not value_key:
+                raise ManifestError(f"{path}: needs an id column ({' or '.join(id_columns)}) and a {what} column "
+                                    f"({' or '.join(value_columns)})")
+            return {row[id_key]: row[value_key].strip() for row in reader}
+    except OSError as err:
+        raise ManifestError(f"{path}: cannot read the {what}s ({err.strerror or err})") from None
+
+
 def _from_directory(root: Path) -> list[Utterance]:
     if (root / "Audios").is_dir():
         root = root / "Audios"

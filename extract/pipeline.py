@@ -284,7 +284,9 @@ def _encode_batch(cfg: ExtractConfig, encoder: AudioEncoder, layers: LayerSpec, 
     for (item, audio), frames in zip(good, outputs):
         expected = encoder.num_frames(len(audio.samples))
         if frames.shape[0] != expected:
-            raise ExtractionError(f"internal: {item.utt.id}: {frames.shape[0]} frames, expected {expected}")
+            # the encoder's output length disagrees with its own num_frames: a bug, not bad input
+            raise RuntimeError(f"{item.utt.id}: encoder returned {frames.shape[0]} frames, "
+                               f"num_frames({len(audio.samples)}) = {expected}")
         if not torch.isfinite(frames).all():
             _fail(cfg, item, ExtractionError(f"{item.utt.path}: encoder output has NaN/inf (utterance "
                                              f"{item.utt.id!r}); try --precision fp32"), failures)
@@ -309,7 +311,8 @@ def _report(summary: ExtractionSummary, store: Store) -> None:
         f"  store: {store.root / summary.name} ({size / 1e6:.1f} MB on disk)",
     ]
     if summary.clipped:
-        lines.append(f"  float16 guard: {summary.clipped} values beyond +-65504 were clipped (--dtype bfloat16 keeps them)")
+        lines.append(f"  float16 guard: {summary.clipped} values beyond +-65504 were clipped "
+                     "(--dtype bfloat16 keeps them)")
     if summary.failures:
         lines.append(f"  {len(summary.failures)} utterance(s) failed and were recorded in the store:")
         lines += [f"    {f['id']}: {f['error']}" for f in summary.failures[:20]]

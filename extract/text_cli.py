@@ -7,7 +7,6 @@ by `sercache.dataclass_cli`; `sercache.cli` lists the commands.
 from __future__ import annotations
 
 import argparse
-import csv
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,7 +14,7 @@ from sercache.cli import Command
 from sercache.dataclass_cli import add_dataclass_arguments, from_namespace
 
 from .aec import AECTrainConfig
-from .manifest import ManifestError
+from .manifest import read_id_column
 from .transcribe import TranscribeConfig
 
 TRANSCRIPT_ID_COLUMNS = ("FileName", "id", "utt_id")
@@ -27,17 +26,7 @@ def read_human_transcripts(path: Path) -> dict[str, str]:
     with (FileName|id) and (Transcript|text) columns."""
     if path.is_dir():
         return {p.stem + ".wav": p.read_text(errors="replace").strip() for p in sorted(path.glob("*.txt"))}
-    try:
-        with open(path, newline="") as handle:
-            reader = csv.DictReader(handle)
-            fields = reader.fieldnames or []
-            id_key = next((k for k in TRANSCRIPT_ID_COLUMNS if k in fields), None)
-            text_key = next((k for k in TRANSCRIPT_TEXT_COLUMNS if k in fields), None)
-            if not id_key or not text_key:
-                raise ManifestError(f"{path}: needs (FileName or id) and (Transcript or text) columns")
-            return {row[id_key]: row[text_key].strip() for row in reader}
-    except OSError as err:
-        raise ManifestError(f"{path}: cannot read transcripts ({err.strerror or err})") from None
+    return read_id_column(path, TRANSCRIPT_ID_COLUMNS, TRANSCRIPT_TEXT_COLUMNS, "transcript")
 
 
 # ----------------------------------------------------------------------------------------- transcribe

@@ -31,6 +31,9 @@ class TextScores:
 
 
 def score(hypotheses: list[str], references: list[str]) -> TextScores:
+    """Scores over the pairs with a non-empty reference. Lists of different lengths, or no non-empty
+    reference, are the caller's mistake (ValueError); the AEC commands refuse user text sets whose
+    references are all empty beforehand, with an AECError (aec.check_references)."""
     import jiwer
     import sacrebleu
     from nltk.translate.gleu_score import corpus_gleu

@@ -1,4 +1,8 @@
-"""Ensembles of trained heads (SPEC §5, §6): majority vote, probability averaging, stacking; A/V/D averaging.
+"""Ensembles of trained heads: majority vote, probability averaging, stacking; A/V/D averaging.
+
+The majority vote is the ensemble of Chen et al., "1st place solution to Odyssey 2024 Emotion
+Recognition Challenge Task 1" (Sheffield: the 7 models of their table 2, `--recipe sheffield7`);
+stacking and the decisions that may sit on top are described, with their sources, in heads/decision.py.
 
 Members are run directories (any mix of feature sets: Whisper, WavLM, HuBERT, text, fusion types).
 They must share the class order, the dev split and, per split, the utterance ids and their labels;
@@ -196,8 +200,8 @@ def load_members(paths: Sequence[str | Path], member_decisions: bool = False) ->
     return members
 
 
-def check_members(members: Sequence[Member], common_ids: bool = False) -> tuple[list[str], dict[str, list[SplitOutputs]],
-                                                                            list[str]]:
+def check_members(members: Sequence[Member],
+                  common_ids: bool = False) -> tuple[list[str], dict[str, list[SplitOutputs]], list[str]]:
     """Shared splits with every member's outputs aligned to the first member's utterance order."""
     ref = members[0].run
     notes: list[str] = []

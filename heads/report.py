@@ -87,7 +87,7 @@ def confusion_figure(cm: Sequence[Sequence[int]], letters: Sequence[str], title:
     side = max(4.2, 0.62 * C + 1.6)
     fig, axes = plt.subplots(1, 2, figsize=(2 * side + 1.4, side + 0.9), dpi=120, constrained_layout=True)
     cell_font = 11 if C <= 8 else (9 if C <= 12 else 7)
-    labels = [f"{l}" for l in letters]
+    labels = [f"{letter}" for letter in letters]
     for ax, data, kind in ((axes[0], cm, "counts"), (axes[1], norm, "row %")):
         vmax = data.max() if data.max() > 0 else 1
         im = ax.imshow(data, cmap="Blues", vmin=0, vmax=vmax)
@@ -107,7 +107,7 @@ def confusion_figure(cm: Sequence[Sequence[int]], letters: Sequence[str], title:
         cbar.ax.tick_params(labelsize=9)
     legend = ""
     if names and list(names) != list(letters):
-        legend = "   ".join(f"{l} = {n}" for l, n in zip(letters, names))
+        legend = "   ".join(f"{letter} = {name}" for letter, name in zip(letters, names))
     fig.suptitle(title + (f"\n{legend}" if legend else ""), fontsize=12)
     fig.savefig(path)
     plt.close(fig)
@@ -209,6 +209,9 @@ class Doc:
         self.blocks.append(("img", path, alt))
 
     def markdown(self) -> str:
+        def esc(s: str) -> str:
+            return s.replace("|", "\\|")
+
         lines: list[str] = []
         for b in self.blocks:
             if b[0] == "h":
@@ -216,7 +219,6 @@ class Doc:
             elif b[0] == "p":
                 lines += [b[1], ""]
             elif b[0] == "table":
-                esc = (lambda s: s.replace("|", "\\|"))
                 lines.append("| " + " | ".join(map(esc, b[1])) + " |")
                 numeric = [all(re.fullmatch(r"-?[0-9.]+|-", r[i] or "-") for r in b[2]) if b[2] else False
                            for i in range(len(b[1]))]
@@ -318,7 +320,7 @@ def build_report(paths: Sequence[str | Path], out: str | Path, title: str = "ser
     fig_dir.mkdir(exist_ok=True)
     doc = Doc(out)
     doc.h(1, title)
-    doc.p(f"{len(runs)} run(s): " + ", ".join(f"`{l}`" for l in labels))
+    doc.p(f"{len(runs)} run(s): " + ", ".join(f"`{label}`" for label in labels))
     doc.p(f"WA = {DEFINITIONS['accuracy']}; UA = {DEFINITIONS['balanced_accuracy']}; Macro-F1 = "
           f"{DEFINITIONS['macro_f1']}. Percentages with two decimals; CCC with four.")
     images: list[Path] = []

@@ -38,7 +38,10 @@ def run_metrics(summary: dict[str, Any]) -> dict[str, dict[str, float]]:
     if "splits" in summary:
         return {s: {k: m[k] for k in SUMMARY_METRICS if k in m} for s, m in summary["splits"].items()}
     folds = summary.get("folds", [])
-    mean = (lambda key: mean_std([f.get(key) for f in folds])["mean"])
+
+    def mean(key: str) -> float | None:
+        return mean_std([f.get(key) for f in folds])["mean"]
+
     return {"folds": {"macro_f1": mean("macro_f1"), "balanced_accuracy": summary.get("UA_mean"),
                       "accuracy": summary.get("WA_mean")}}
 

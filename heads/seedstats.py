@@ -55,7 +55,7 @@ class SeedGroup:
 
     @property
     def label(self) -> str:
-        parents = {str(PurePosixPath(l).parent) for l in self.labels}
+        parents = {str(PurePosixPath(label).parent) for label in self.labels}
         if len(parents) == 1 and parents != {"."}:
             return parents.pop()
         return self.labels[0] + (f" (+{len(self.labels) - 1})" if len(self.labels) > 1 else "")

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-
 from conftest import make_corpus, write_audio
+
 from sercache.cache import open_store
 from sercache.extract import ExtractConfig, ExtractionError, run_extraction
 from sercache.extract.audio import load
@@ -148,7 +148,7 @@ def test_storage_projection_refuses_unless_forced(tmp_path, corpus, tiny_models,
 def _store_contents(root: Path, name: str) -> dict:
     fs = open_store(root)[name]
     parts = {}
-    for number, path in fs.part_paths().items():
+    for number in fs.part_paths():
         parts[number] = sorted(u for u in fs.ids if fs.entry(u).part == number)
     return {"parts": parts, "frames": {u: fs.get(u, verify=True) for u in fs.ids}}
 

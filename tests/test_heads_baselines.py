@@ -200,7 +200,8 @@ def test_seeds_share_one_data_load_and_summarise(corpus, tmp_path, monkeypatch):
 
     loads, reads = [], []
     real_load, real_read = data.FeaturePool._load, labels_module.read_labels
-    monkeypatch.setattr(data.FeaturePool, "_load", lambda self, name, ids: loads.append(name) or real_load(self, name, ids))
+    monkeypatch.setattr(data.FeaturePool, "_load",
+                        lambda self, name, ids: loads.append(name) or real_load(self, name, ids))
     monkeypatch.setattr(labels_module, "read_labels", lambda *a, **k: reads.append(a) or real_read(*a, **k))
     out = tmp_path / "seeds"
     result = train(config(corpus, out, seeds=["0", "1", "2"], max_epochs=2), verbose=False)
@@ -219,7 +220,8 @@ def test_seeds_share_one_data_load_and_summarise(corpus, tmp_path, monkeypatch):
             values = np.array([m["splits"][split][key] for m in per_seed])
             stat = summary["stats"][split][key]
             assert stat["values"] == pytest.approx(values.tolist())
-            assert stat["mean"] == pytest.approx(np.mean(values)) and stat["std"] == pytest.approx(np.std(values, ddof=1))
+            assert stat["mean"] == pytest.approx(np.mean(values))
+            assert stat["std"] == pytest.approx(np.std(values, ddof=1))
             assert summary["splits"][split][key] == pytest.approx(np.mean(values))
     dev = summary["stats"]["dev"]["macro_f1"]
     assert f"{100 * dev['mean']:.2f} ± {100 * dev['std']:.2f}" in (out / "seeds.md").read_text()

@@ -12,14 +12,13 @@ import torch
 from sklearn.metrics import f1_score
 
 from sercache.heads import HeadConfig, train
-from sercache.heads.decision import Decision, tune_run
+from sercache.heads.decision import Decision
 from sercache.heads.ensemble import build_ensemble
 from sercache.heads.errors import HeadError
 from sercache.heads.labels import MSP_CLASSES
 from sercache.heads.outputs import load_run
 from sercache.heads.post_cli import ensemble_main, predict_main, report_main, tune_main
 from sercache.heads.predict import predict, read_submission
-from sercache.heads.report import build_report
 from sercache.heads.synthetic import make_synthetic_corpus
 
 torch.set_num_threads(1)
@@ -91,7 +90,8 @@ def test_vote_ensemble_directory_and_metrics(runs, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "vote of 3 member(s), tie rule prob" in printed and "Macro-F1" in printed
     spec = json.loads((out / "ensemble.json").read_text())
-    assert spec["method"] == "vote" and spec["tie_rule"] == "prob" and "summed over all members" in spec["tie_rule_text"]
+    assert spec["method"] == "vote" and spec["tie_rule"] == "prob"
+    assert "summed over all members" in spec["tie_rule_text"]
     assert [m["name"] for m in spec["members"]] == ["focal", "ce", "audio"]
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["splits"]["dev"]["macro_f1"] == pytest.approx(dev_f1(out / "predictions_dev.csv"))
@@ -187,8 +187,8 @@ def test_predict_submission_roundtrip_and_formats(runs, corpus, tmp_path):
     assert letters == {r["FileName"]: r["Prediction"] for r in probs}
     attrs = read_submission(out / "submission_attributes.csv")
     for r in probs:
-        np.testing.assert_allclose(attrs[r["FileName"]], [float(r[f"pred_{a}"]) for a in ("EmoAct", "EmoVal", "EmoDom")],
-                                   atol=1e-4)
+        expected = [float(r[f"pred_{a}"]) for a in ("EmoAct", "EmoVal", "EmoDom")]
+        np.testing.assert_allclose(attrs[r["FileName"]], expected, atol=1e-4)
     # unlabelled ids: predictions equal the trainer's for the same utterances
     trained = {r["FileName"]: r for r in read_csv(runs["focal"] / "predictions_test1.csv")}
     for r in probs:
@@ -275,8 +275,8 @@ def test_report_renders_with_the_runs_numbers(runs, tmp_path):
         assert all(f"{100 * r:.2f}" in md for r in recall)
     # the leaderboard is sorted by dev Macro-F1, best first
     board = md.split("## Leaderboard")[1].split("\n## ")[0]
-    order = [line.split("|")[2].strip().split(" ")[0].split("/")[-1] for line in board.splitlines() if line.startswith("| ") and
-             line.split("|")[1].strip().isdigit()]
+    order = [line.split("|")[2].strip().split(" ")[0].split("/")[-1] for line in board.splitlines()
+             if line.startswith("| ") and line.split("|")[1].strip().isdigit()]
     assert order == sorted(values, key=lambda n: -values[n])
     focal_ccc = json.loads((runs["focal"] / "metrics.json").read_text())["splits"]["dev"]["ccc_mean"]
     assert f"{focal_ccc:.4f}" in md

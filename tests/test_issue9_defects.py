@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-
 from conftest import make_corpus, write_audio
-from sercache.cache import CacheError, FeatureSetWriter, StorageConfig, Store, UtteranceRecord, open_store
+
+from sercache.cache import FeatureSetWriter, StorageConfig, Store, UtteranceRecord, open_store
 from sercache.heads import HeadConfig, train
 from sercache.heads.errors import HeadError
 from sercache.heads.labels import read_labels

@@ -16,7 +16,7 @@ import torch
 from sercache.cache import open_store
 from sercache.cache.texts import TextSet, TextSetWriter
 from sercache.extract import ExtractConfig, run_extraction
-from sercache.extract.aec import AECTrainConfig, correct_text_set, evaluate_text_sets, train_aec
+from sercache.extract.aec import AECError, AECTrainConfig, correct_text_set, evaluate_text_sets, train_aec
 from sercache.extract.text_metrics import normalize, score
 from sercache.extract.transcribe import TranscribeConfig, run_transcription
 
@@ -107,6 +107,18 @@ def test_metrics_on_fixed_strings():
     assert score(["the cat"], ["the cat sat"]).gleu == pytest.approx(50)
     with pytest.raises(ValueError, match="non-empty reference"):
         score(["x"], [""])
+
+
+def test_empty_references_are_an_input_error(tmp_path):
+    pairs = {"t.wav": ("hello there", "hello there"), "a.wav": ("good morning", ""), "b.wav": ("see you", " ?! ")}
+    splits = {"t.wav": "Train", "a.wav": "Development", "b.wav": "Development"}
+    root = text_store(tmp_path / "s", pairs, splits)
+    with pytest.raises(AECError, match="every development text of 'human' is empty"):
+        evaluate_text_sets(open_store(root), ["asr/test"], "human", {u: s.lower() for u, s in splits.items()})
+    cfg = AECTrainConfig(store=str(root), source="asr/test", reference="human", model="not-loaded",
+                         splits=str(root / "labels_consensus.csv"), out=str(tmp_path / "aec"))
+    with pytest.raises(AECError, match="every development text of 'human' is empty"):
+        train_aec(cfg)  # refused before the model is loaded
 
 
 def test_text_set_round_trip_and_export(tmp_path):
