@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Sequence
 
 from sercache.cli import Command, run
-from sercache.dataclass_cli import add_dataclass_arguments, from_namespace
+from sercache.dataclass_cli import add_dataclass_arguments, from_namespace, given
 
 from .config import HeadConfig
 from .errors import HeadError
@@ -35,7 +35,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def resolve(args: argparse.Namespace) -> tuple[HeadConfig, TrainOptions]:
-    """The HeadConfig of a command line: dataclass defaults, then --config's values, then the typed flags."""
+    """The HeadConfig of a command line: dataclass defaults, then the preset named, then --config's values,
+    then the typed flags."""
     opts = from_namespace(TrainOptions, args)
     base: dict = {}
     if opts.config:
@@ -46,8 +47,10 @@ def resolve(args: argparse.Namespace) -> tuple[HeadConfig, TrainOptions]:
         if not isinstance(values, dict):
             raise HeadError(f"--config {opts.config}: expected a JSON object of HeadConfig values")
         values.pop("resolved", None)  # a run's config.json can be fed back in
-        base = HeadConfig.from_dict(values).to_dict()
-    return from_namespace(HeadConfig, args, base=base), opts
+        HeadConfig.from_dict(values)  # unknown keys are refused here
+        base = values  # only what the file sets: its preset still applies under it
+    typed = {name: getattr(args, name) for name in given(args, HeadConfig)}
+    return HeadConfig.from_values({**base, **typed}), opts
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -27,6 +27,16 @@ def opt(default: Any, help: str, choices: Sequence[Any] | None = None, group: st
     return field(default=default, metadata=meta)
 
 
+# Named groups of settings, applied under the values a user gives (see HeadConfig.from_values).
+# small-data: for a few hundred to a few thousand training files (IEMOCAP-sized corpora), where the
+# paper's 512-wide head at batch 128 and lr 1e-4 takes too few optimiser steps to learn (BENCHMARKS.md,
+# "Learning"): a narrower head, smaller batches, a higher learning rate and more epochs.
+PRESETS: dict[str, dict[str, Any]] = {
+    "small-data": {"hidden": 128, "d_model": 128, "ff_dim": 256, "dropout": 0.2, "batch_size": 32, "lr": 5e-4,
+                   "max_epochs": 30, "patience": 10},
+}
+
+
 @dataclass
 class HeadConfig:
     # --- data -----------------------------------------------------------------------------
@@ -74,6 +84,9 @@ class HeadConfig:
     dropout: float = opt(0.1, "dropout", group="model")
     pooling: str = opt("mean", "masked mean pooling or attentive statistics pooling", ("mean", "attentive"),
                        group="model")
+    input_norm: bool = opt(True, "standardise every input channel with the train split's mean and std (kept in "
+                                 "the checkpoint): cached encoder channels differ in scale by orders of magnitude",
+                           group="model")
     head: str = opt("paper", "paper: MLP -> transformer -> pooling -> fusion MLP; baseline: the Odyssey 2024 "
                              "challenge baseline's shape (no transformer, attentive statistics pooling: sets "
                              "--layers 0 --pooling attentive); probe: mean-pooled, standardised features -> "
@@ -110,6 +123,9 @@ class HeadConfig:
     sampler: str = opt("shuffle", "shuffle: every sample once; undersample: min_j N_j per class per epoch; "
                                   "balanced: draw with weight 1/f_class", SAMPLERS,
                        group="training")
+    preset: str = opt("", "a named group of settings under the ones you give; small-data: "
+                          + ", ".join(f"{k}={v}" for k, v in PRESETS["small-data"].items()),
+                      ("", *PRESETS), group="training")
     batch_size: int = opt(128, "training batch size", group="training")
     bucket_batches: int = opt(32, "batches per length-sorting window (1: no length bucketing)",
                               group="training")
@@ -221,6 +237,14 @@ class HeadConfig:
         if unknown:
             raise HeadError(f"unknown config key(s): {', '.join(unknown)}")
         return cls(**values)
+
+    @classmethod
+    def from_values(cls, values: dict[str, Any]) -> "HeadConfig":
+        """A config from the values given, over their preset's settings (if they name one), over the defaults."""
+        name = values.get("preset", "")
+        if name not in ("", *PRESETS):
+            raise HeadError(f"--preset {name!r}: unknown; choose one of {', '.join(PRESETS)}")
+        return cls.from_dict({**PRESETS.get(name, {}), **values})
 
     def replace(self, **changes: Any) -> "HeadConfig":
         current = self.to_dict()

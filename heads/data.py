@@ -217,7 +217,8 @@ class Modality:
             src = s.offsets[idx][:, None] + torch.minimum(pos[None, :], (length - 1)[:, None])
             x = s.frames[src]
             if x.device != self.device:
-                x = x.pin_memory().to(self.device, non_blocking=True) if self.device.type == "cuda" else x.to(self.device)
+                pinned = self.device.type == "cuda"
+                x = x.pin_memory().to(self.device, non_blocking=True) if pinned else x.to(self.device)
             parts.append(x)
         x = parts[0] if len(parts) == 1 else torch.cat(
             [p if p.dim() == 4 else p[:, :, None] for p in parts], dim=2)
@@ -227,6 +228,23 @@ class Modality:
             lengths = length  # already on the device: no host->device copy per step
         mask = torch.arange(T, device=self.device)[None, :] < lengths[:, None]
         return x.to(dtype), mask
+
+    @torch.no_grad()
+    def channel_stats(self, rows: np.ndarray, batch: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean and std of every channel over the valid frames of `rows` (float64 sums, one pass)."""
+        total = torch.zeros(self.frame_shape, dtype=torch.float64, device=self.device)
+        squares = torch.zeros_like(total)
+        count = 0
+        for start in range(0, len(rows), batch):
+            b = rows[start:start + batch]
+            x, mask = self.gather(b, None, max(int(self.lengths[b].max()), 1), torch.float64)
+            x = x[mask]
+            total += x.sum(0)
+            squares += (x * x).sum(0)
+            count += x.shape[0]
+        mean = total / max(count, 1)
+        var = (squares / max(count, 1) - mean * mean).clamp_min(0.0)
+        return mean.float(), var.sqrt().float()
 
     def _stream(self, s: LoadedSet, packed: np.ndarray, T: int) -> torch.Tensor:
         out = np.zeros((len(packed), T, *s.frame_shape), dtype=np.float32)

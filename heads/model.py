@@ -1,4 +1,5 @@
-"""The Sheffield fusion head (SPEC §2) with every size configurable, plus its variants.
+"""The Sheffield fusion head (Chen et al., "1st place solution to Odyssey 2024 Emotion Recognition Challenge
+Task 1") with every size configurable, plus its variants.
 
 Per modality: [learned layer mix] -> MLP -> transformer encoder (1 head by default) -> pooling.
 Early fusion concatenates the pooled vectors -> MLP -> per-task MLP. Late fusion gives every
@@ -39,13 +40,14 @@ class HeadSpec:
     dropout: float = 0.1
     pooling: str = "mean"
     cosine: bool = False  # AM-Softmax: the class layer outputs cosines
+    input_norm: bool = False  # per-channel standardisation with train statistics (False in old checkpoints)
 
     @classmethod
     def from_config(cls, cfg, inputs: dict, n_classes: int) -> "HeadSpec":
         return cls(inputs={k: list(v) for k, v in inputs.items()}, n_classes=n_classes, task=cfg.resolved_task(),
                    aux=cfg.aux, fusion=cfg.fusion, hidden=cfg.hidden, d_model=cfg.d_model, layers=cfg.layers,
                    heads=cfg.heads, ff_dim=cfg.ff_dim, deep_layers=cfg.deep_layers, dropout=cfg.dropout,
-                   pooling=cfg.pooling, cosine=cfg.loss == "amsoftmax")
+                   pooling=cfg.pooling, cosine=cfg.loss == "amsoftmax", input_norm=cfg.input_norm)
 
 
 def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -71,6 +73,28 @@ class AttentiveStatsPool(nn.Module):
         return torch.cat([mean, var.clamp_min(1e-6).sqrt()], dim=-1)
 
 
+class InputNorm(nn.Module):
+    """(x - mean) / std per input channel, with the training split's statistics kept as buffers.
+
+    Cached encoder outputs have channels whose scales differ by orders of magnitude (Whisper and
+    WavLM have a few outlier dimensions in the hundreds); without this, those channels dominate the
+    first layer and small-data training spends its few steps rescaling them. Stored in the checkpoint,
+    so inference applies exactly the training statistics.
+    """
+
+    def __init__(self, frame_shape: Sequence[int]):
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(frame_shape))
+        self.register_buffer("inv_std", torch.ones(frame_shape))
+
+    def set_statistics(self, mean: torch.Tensor, std: torch.Tensor) -> None:
+        self.mean.copy_(mean)
+        self.inv_std.copy_(1.0 / std.clamp_min(1e-5))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean.to(x.dtype)) * self.inv_std.to(x.dtype)
+
+
 class LayerMix(nn.Module):
     """Softmax-weighted sum over cached layers (s3prl / USC); starts as the plain average."""
 
@@ -91,6 +115,7 @@ class ModalityEncoder(nn.Module):
     def __init__(self, frame_shape: Sequence[int], spec: HeadSpec):
         super().__init__()
         frame_shape = list(frame_shape)
+        self.norm = InputNorm(frame_shape) if spec.input_norm else None
         self.mix = LayerMix(frame_shape[0]) if len(frame_shape) == 2 and frame_shape[0] > 1 else None
         self.multi = len(frame_shape) == 2
         self.proj = mlp(frame_shape[-1], spec.hidden, spec.d_model, spec.dropout)
@@ -103,6 +128,8 @@ class ModalityEncoder(nn.Module):
 
     def sequence(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         shape = mask.shape + (1,) * (x.dim() - 2)
+        if self.norm is not None:
+            x = self.norm(x)
         x = torch.where(mask.view(shape), x, torch.zeros((), dtype=x.dtype, device=x.device))
         if self.multi:
             x = self.mix(x) if self.mix is not None else x[:, :, 0]

@@ -210,7 +210,7 @@ def prepare(cfg: HeadConfig, table: LabelTable, pool: FeaturePool, device: torch
     non_class = groups < 0
     if non_class.any():
         codes = {"O": C, "X": C + 1}
-        groups[non_class] = [codes.get(str(l), C + 2) for l in table.letter[train][non_class]]
+        groups[non_class] = [codes.get(str(letter), C + 2) for letter in table.letter[train][non_class]]
     avd = table.attributes
     low = np.nanmin(avd[train], axis=0) if task in ("avd", "both") else np.ones(3, np.float32)
     high = np.nanmax(avd[train], axis=0) if task in ("avd", "both") else np.full(3, 7.0, np.float32)
@@ -404,6 +404,9 @@ def train(cfg: HeadConfig, table: LabelTable | None = None, pool: FeaturePool | 
     model = FusionHead(spec).to(device)
     model.avd_low.copy_(torch.as_tensor(prep.avd_range[0]))
     model.avd_high.copy_(torch.as_tensor(prep.avd_range[1]))
+    for name, encoder in model.encoders.items():
+        if encoder.norm is not None:
+            encoder.norm.set_statistics(*prep.modalities[name].channel_stats(prep.train))
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="max", factor=cfg.plateau_factor,
                                                            patience=cfg.plateau_patience)
@@ -448,7 +451,8 @@ def train(cfg: HeadConfig, table: LabelTable | None = None, pool: FeaturePool | 
         model.train()
         loss_sum = torch.zeros((), device=device)
         start = 0
-        for i, rows in enumerate(tqdm(batches, desc=f"epoch {epoch}", leave=False, disable=not (cfg.progress and verbose))):
+        bar = tqdm(batches, desc=f"epoch {epoch}", leave=False, disable=not (cfg.progress and verbose))
+        for i, rows in enumerate(bar):
             rows_t = all_rows_t[start:start + len(rows)]
             start += len(rows)
             x = batch_inputs(prep, rows, rows_t, dtype)

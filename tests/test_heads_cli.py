@@ -158,3 +158,22 @@ def test_package_train_stays_the_function_after_use():
     import sercache.heads as heads
     import sercache.heads.train  # noqa: F401  (importing the submodule must not shadow the function)
     assert callable(heads.train) and heads.train.__module__ == "sercache.heads.train"
+
+
+def test_preset_sits_under_config_file_and_typed_flags(tmp_path, capsys):
+    from sercache.heads.config import PRESETS
+
+    small = PRESETS["small-data"]
+    main(["--preset", "small-data", "--features", "a", "--print-config"])
+    printed = json.loads(capsys.readouterr().out)
+    assert {k: printed[k] for k in small} == small and printed["preset"] == "small-data"
+    main(["--preset", "small-data", "--lr", "1e-4", "--features", "a", "--print-config"])  # typed = the default
+    assert json.loads(capsys.readouterr().out)["lr"] == 1e-4
+    cfg = tmp_path / "cfg.json"
+    cfg.write_text(json.dumps({"preset": "small-data", "d_model": 64}))
+    main(["--config", str(cfg), "--features", "a", "--print-config"])
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["d_model"] == 64 and printed["hidden"] == small["hidden"]
+    assert HeadConfig.from_values({"preset": "small-data", "batch_size": 8}).batch_size == 8
+    with pytest.raises(HeadError, match="unknown"):
+        HeadConfig.from_values({"preset": "huge-data"})
