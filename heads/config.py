@@ -72,8 +72,17 @@ class HeadConfig:
                                         "training on them mismatches test-time ASR text)", group="data")
 
     # --- model ----------------------------------------------------------------------------
-    fusion: str = opt("early", "how modalities are combined (one modality given: that modality only)",
-                      ("early", "late", "deep"), group="model")
+    fusion: str = opt("early", "how modalities are combined (one modality given: that modality only): early "
+                               "(concatenated pooled vectors), late (averaged per-modality outputs), deep (plus "
+                               "transformer layers over the joined sequences), tensor (TFN: outer product of the "
+                               "pooled vectors, each projected to --fusion-dim and extended by a constant 1), lowrank "
+                               "(LMF: rank --fusion-rank factors of that tensor, no outer product formed)",
+                      ("early", "late", "deep", "tensor", "lowrank"), group="model")
+    fusion_rank: int = opt(4, "--fusion lowrank: rank r of the modality factors (the fused vector is a sum of r "
+                              "elementwise products; Liu et al. 2018 use 1-16)", group="model")
+    fusion_dim: int = opt(32, "--fusion tensor: each pooled vector is projected to this size before the outer "
+                              "product, so two modalities give (32+1)^2 = 1089 fusion-MLP inputs (0: no projection, "
+                              "(512+1)^2 = 263,169 inputs at the paper's sizes)", group="model")
     hidden: int = opt(512, "hidden size of the MLPs", group="model")
     d_model: int = opt(512, "transformer width", group="model")
     layers: int = opt(2, "transformer layers per modality", group="model")
@@ -205,6 +214,10 @@ class HeadConfig:
         for name in ("batch_size", "max_epochs", "hidden", "d_model", "eval_batch_size", "bucket_batches"):
             if getattr(self, name) < 1:
                 raise HeadError(f"--{flag(name)} must be >= 1")
+        if self.fusion_rank < 1:
+            raise HeadError("--fusion-rank must be >= 1")
+        if self.fusion_dim < 0:
+            raise HeadError("--fusion-dim must be >= 0 (0: no projection before the outer product)")
         if not 0.0 <= self.mixup_p <= 1.0:
             raise HeadError("--mixup-p must be in [0, 1]")
         if self.select == "macro-f1" and task == "avd":

@@ -5,7 +5,12 @@ Per modality: [learned layer mix] -> MLP -> transformer encoder (1 head by defau
 Early fusion concatenates the pooled vectors -> MLP -> per-task MLP. Late fusion gives every
 modality its own trunk and task MLPs and averages their outputs (logits, A/V/D, gender logits).
 Deep fusion (MEDUSA) additionally runs transformer layers over the two sequences concatenated
-along time and appends that pooled vector to the early-fusion input.
+along time and appends that pooled vector to the early-fusion input. The paper's two other fusion
+rows: tensor fusion (TFN, Zadeh et al. 2017, "Tensor Fusion Network for Multimodal Sentiment Analysis")
+feeds the flattened outer product of the pooled vectors, each projected to a small size and extended
+by a constant 1, to the fusion MLP; low-rank fusion (LMF, Liu et al. 2018, "Efficient Low-rank
+Multimodal Fusion with Modality-Specific Factors") computes the same kind of multilinear map from rank-r
+modality factors without forming the tensor.
 
 Padding is handled by masks everywhere: padded frames are zeroed on entry, excluded as keys in
 attention and excluded from pooling, so the values stored in padded positions cannot change any
@@ -14,6 +19,7 @@ output (tested by filling them with garbage).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -41,13 +47,16 @@ class HeadSpec:
     pooling: str = "mean"
     cosine: bool = False  # AM-Softmax: the class layer outputs cosines
     input_norm: bool = False  # per-channel standardisation with train statistics (False in old checkpoints)
+    fusion_rank: int = 4  # lowrank: rank of the modality factors
+    fusion_dim: int = 32  # tensor: pooled vectors projected to this size before the outer product (0: none)
 
     @classmethod
     def from_config(cls, cfg, inputs: dict, n_classes: int) -> "HeadSpec":
         return cls(inputs={k: list(v) for k, v in inputs.items()}, n_classes=n_classes, task=cfg.resolved_task(),
                    aux=cfg.aux, fusion=cfg.fusion, hidden=cfg.hidden, d_model=cfg.d_model, layers=cfg.layers,
                    heads=cfg.heads, ff_dim=cfg.ff_dim, deep_layers=cfg.deep_layers, dropout=cfg.dropout,
-                   pooling=cfg.pooling, cosine=cfg.loss == "amsoftmax", input_norm=cfg.input_norm)
+                   pooling=cfg.pooling, cosine=cfg.loss == "amsoftmax", input_norm=cfg.input_norm,
+                   fusion_rank=cfg.fusion_rank, fusion_dim=cfg.fusion_dim)
 
 
 def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -172,6 +181,55 @@ class TaskHeads(nn.Module):
             self.gender = mlp(h, h, 2, spec.dropout)
 
 
+def augment(z: torch.Tensor) -> torch.Tensor:
+    """[z; 1]: the constant 1 keeps every lower-order term (unimodal and bias) in the multilinear product."""
+    return torch.cat([z, torch.ones(z.shape[:-1] + (1,), dtype=z.dtype, device=z.device)], dim=-1)
+
+
+class TensorFusion(nn.Module):
+    """TFN: flatten(⊗_m [P_m z_m; 1]) with P_m an optional linear projection of modality m's pooled vector.
+
+    For two modalities of projected size d the output has (d + 1)^2 entries: the bimodal products, both
+    unimodal vectors and the constant 1.
+    """
+
+    def __init__(self, dims: Sequence[int], proj_dim: int):
+        super().__init__()
+        self.proj = nn.ModuleList(nn.Linear(d, proj_dim) for d in dims) if proj_dim else None
+        self.out_dim = math.prod((proj_dim or d) + 1 for d in dims)
+
+    def forward(self, parts: Sequence[torch.Tensor]) -> torch.Tensor:
+        if self.proj is not None:
+            parts = [p(z) for p, z in zip(self.proj, parts)]
+        t = augment(parts[0])
+        for z in parts[1:]:
+            t = (t[:, :, None] * augment(z)[:, None, :]).flatten(1)
+        return t
+
+
+class LowRankFusion(nn.Module):
+    """LMF: h = sum_{i=1..r} prod_m (W_m^(i) [z_m; 1]) + b, the products elementwise over the output size.
+
+    This equals the TFN tensor of the [z_m; 1] contracted with a weight tensor of rank r, without ever
+    forming the tensor. Factors start with std 1/sqrt(d_m + 1), so every W_m^(i) [z_m; 1] starts with about
+    the scale of z_m.
+    """
+
+    def __init__(self, dims: Sequence[int], rank: int, out_dim: int):
+        super().__init__()
+        self.factors = nn.ParameterList(nn.Parameter(torch.randn(rank, d + 1, out_dim) / math.sqrt(d + 1))
+                                        for d in dims)
+        self.bias = nn.Parameter(torch.zeros(out_dim))
+        self.out_dim = out_dim
+
+    def forward(self, parts: Sequence[torch.Tensor]) -> torch.Tensor:
+        fused = None
+        for w, z in zip(self.factors, parts):
+            f = torch.einsum("bd,rdh->brh", augment(z), w)  # [B, r, out]
+            fused = f if fused is None else fused * f
+        return fused.sum(1) + self.bias
+
+
 class FusionHead(nn.Module):
     def __init__(self, spec: HeadSpec):
         super().__init__()
@@ -186,8 +244,13 @@ class FusionHead(nn.Module):
         fusion = spec.fusion if len(self.names) > 1 else "early"
         self.fusion = fusion
         pooled = sum(self.encoders[m].out_dim for m in self.names)
+        dims = [self.encoders[m].out_dim for m in self.names]
         if fusion == "late":
             self.branches = nn.ModuleDict({m: TaskHeads(self.encoders[m].out_dim, spec) for m in self.names})
+        elif fusion in ("tensor", "lowrank"):  # the fused vector replaces the concatenation
+            self.fuse = (TensorFusion(dims, spec.fusion_dim) if fusion == "tensor"
+                         else LowRankFusion(dims, spec.fusion_rank, spec.hidden))
+            self.heads = TaskHeads(self.fuse.out_dim, spec)
         else:
             if fusion == "deep":
                 self.modality_embedding = nn.Parameter(torch.zeros(len(self.names), spec.d_model))
@@ -210,6 +273,8 @@ class FusionHead(nn.Module):
                 outs.append(self._tasks(self.branches[m], z))
             return {k: torch.stack([o[k].float() for o in outs]).mean(0) for k in outs[0]}
         parts = [pools[m] for m in self.names]
+        if self.fusion in ("tensor", "lowrank"):
+            return self._tasks(self.heads, _mix(self.heads.trunk(self.fuse(parts)), mix))
         if self.fusion == "deep":
             seq = torch.cat([seqs[m] + self.modality_embedding[i] for i, m in enumerate(self.names)], dim=1)
             mask = torch.cat([inputs[m][1] for m in self.names], dim=1)
