@@ -168,6 +168,12 @@ class HeadConfig:
     device: str = opt("auto", "cpu, cuda, cuda:N or auto", group="runtime")
     placement: str = opt("auto", "where features live: device memory, pinned host memory, or streamed "
                                  "from the store", ("auto", "device", "host", "stream"), group="runtime")
+    resident_dtype: str = opt("float16", "dtype of the frames held in device/host memory: float16 keeps the cache's "
+                                         "own dtype; bfloat16 is converted on load; float8 stores e4m3 codes with one "
+                                         "scale s per channel (absmax / 448 over the loaded set; error <= "
+                                         "max(|x| / 16, s / 1024)) and de-quantises per batch, so twice the frames of "
+                                         "float16 fit on the device", ("float16", "bfloat16", "float8"),
+                              group="runtime")
     amp: str = opt("auto", "bf16 autocast (auto: on for CUDA)", ("auto", "bf16", "off"), group="runtime")
     eval_batch_size: int = opt(512, "batch size for dev/test inference", group="runtime")
     threads: int = opt(0, "torch CPU threads (0: torch default)", group="runtime")

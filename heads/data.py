@@ -6,6 +6,10 @@ only when even RAM is too small. A batch is a gather `frames[offsets[idx, None] 
 with T computed on the host from the known lengths, so building a batch needs no per-utterance
 Python objects and no device->host synchronisation. Several single-layer sets of one modality
 (e.g. L-1 and L-3 of the same encoder) are stacked per batch as layers for the learned mix.
+
+Residency (`--resident-dtype`): float16 keeps the cache's own dtype; bfloat16 converts on load;
+float8 stores float8_e4m3fn codes (as uint8) with one scale per channel, absmax / 448 over the
+loaded set, and de-quantises inside the gather, so half the bytes hold the same frames.
 """
 
 from __future__ import annotations
@@ -22,6 +26,55 @@ from .errors import HeadError
 from .labels import LabelTable
 
 KINDS = {"audio": "audio", "text": "text"}
+RESIDENT_DTYPES = ("float16", "bfloat16", "float8")  # float16: the cache's dtype, unconverted
+FLOAT8 = torch.float8_e4m3fn
+FLOAT8_MAX = 448.0  # largest finite float8_e4m3fn
+
+
+def resident_itemsize(resident: str, cache_dtype: str) -> int:
+    """Bytes per resident value: the cache's itemsize for float16 (no conversion), else the target's."""
+    if resident == "float8":
+        return 1
+    if resident == "bfloat16":
+        return 2
+    return 4 if cache_dtype == "float32" else 2
+
+
+def quantize_float8(x: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """float8_e4m3fn codes of x / scale (round to nearest even), as uint8; |x| <= 448 * scale by construction."""
+    return (x.float() / scale).clamp_(-FLOAT8_MAX, FLOAT8_MAX).to(FLOAT8).view(torch.uint8)
+
+
+def dequantize_float8(codes: torch.Tensor, scale: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    return codes.view(FLOAT8).to(dtype).mul_(scale.to(dtype))  # to() makes a new tensor: scaled in place
+
+
+def float8_scale(frames: torch.Tensor, device: torch.device, chunk_rows: int = 1 << 16) -> torch.Tensor:
+    """Per-channel absmax / 448 over all rows (1 for an all-zero channel), float32 on `device`."""
+    amax = torch.zeros(frames.shape[1:], dtype=torch.float32, device=device)
+    for start in range(0, frames.shape[0], chunk_rows):
+        block = frames[start:start + chunk_rows].to(device)
+        amax = torch.maximum(amax, block.abs().amax(0).float())
+    return torch.where(amax > 0, amax / FLOAT8_MAX, torch.ones_like(amax))
+
+
+@torch.no_grad()
+def make_resident(frames: torch.Tensor, resident: str, device: torch.device, pin: bool = False,
+                  chunk_rows: int = 1 << 16) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Frames [N, *frame_shape] (in the cache dtype, anywhere) converted chunk by chunk into a new tensor on
+    `device`: bfloat16, or float8 codes (uint8) plus their per-channel scale. Never holds a second full copy
+    of the input on the device."""
+    if resident not in RESIDENT_DTYPES:
+        raise HeadError(f"unknown resident dtype {resident!r}; choose {', '.join(RESIDENT_DTYPES)}")
+    if resident == "float16":
+        return frames.to(device), None
+    scale = float8_scale(frames, device, chunk_rows) if resident == "float8" else None
+    out = torch.empty(frames.shape, dtype=torch.uint8 if scale is not None else torch.bfloat16, device=device,
+                      pin_memory=pin)
+    for start in range(0, frames.shape[0], chunk_rows):
+        block = frames[start:start + chunk_rows].to(device)
+        out[start:start + len(block)] = quantize_float8(block, scale) if scale is not None else block.bfloat16()
+    return out, scale
 
 
 def _available_host_bytes() -> int:
@@ -64,6 +117,8 @@ class LoadedSet:
     lengths_t: torch.Tensor
     fs: object = None
     index: dict = field(default_factory=dict)
+    resident: str = "float16"  # float16 (cache dtype) | bfloat16 | float8 | stream (nothing resident)
+    scale: torch.Tensor | None = None  # float8: per-channel scale (frame_shape), on the compute device
 
     def __post_init__(self) -> None:
         self.index = {u: i for i, u in enumerate(self.ids)}
@@ -109,46 +164,57 @@ class FeaturePool:
             stems[key] = None if key in stems else u
         return [o if o is not None else stems.get(Path(u).stem) for u, o in zip(ids, out)]
 
-    def plan(self, names: Sequence[str], ids_per_set: dict[str, list[str]]) -> str:
-        """Decide placement once for everything that will be loaded."""
+    def plan(self, names: Sequence[str], ids_per_set: dict[str, list[str]], resident: str = "float16") -> str:
+        """Decide placement once for everything that will be loaded (at its resident size)."""
         if self.placement is None:
             total = 0
             for name in names:
                 fs = self.featureset(name)
-                itemsize = 4 if fs.dtype == "float32" else 2
+                itemsize = resident_itemsize(resident, fs.dtype)
                 total += int(fs.lengths(ids_per_set[name]).sum()) * int(np.prod(fs.frame_shape)) * itemsize
             self.placement = decide_placement(total, self.device, self.requested)
             self.planned_bytes = total
         return self.placement
 
-    def get(self, name: str, ids: Sequence[str]) -> LoadedSet:
+    def get(self, name: str, ids: Sequence[str], resident: str = "float16") -> LoadedSet:
+        """A loaded set holding `ids`; loaded again (the union of ids) when it lacks some or when another
+        config asks for another residency (a streamed set serves every residency)."""
         loaded = self.sets.get(name)
-        if loaded is not None and all(u in loaded.index for u in ids):
+        same = loaded is not None and loaded.resident in (resident, "stream")
+        if same and all(u in loaded.index for u in ids):
             return loaded
         if loaded is not None:  # a later config needs more utterances: load the union once
             ids = list(dict.fromkeys([*loaded.ids, *ids]))
-        self.sets[name] = self._load(name, list(ids))
+            del self.sets[name]  # release the old copy before loading the new one
+            loaded = None
+        self.sets[name] = self._load(name, list(ids), resident)
         return self.sets[name]
 
-    def _load(self, name: str, ids: list[str]) -> LoadedSet:
+    def _load(self, name: str, ids: list[str], resident: str = "float16") -> LoadedSet:
         fs = self.featureset(name)
-        placement = self.placement or self.plan([name], {name: ids})
+        placement = self.placement or self.plan([name], {name: ids}, resident)
         lengths = fs.lengths(ids)
         zero = [ids[i] for i in np.flatnonzero(lengths == 0)[:5]]
         if zero:
             raise HeadError(f"feature set {name!r}: utterance(s) with 0 frames: {', '.join(zero)}")
         offsets = torch.zeros(len(ids) + 1, dtype=torch.long)
         torch.cumsum(torch.as_tensor(lengths), 0, out=offsets[1:])
-        frames = None
+        frames = scale = None
         if placement != "stream":
             target = self.device if placement == "device" else torch.device("cpu")
             pin = placement == "host" and self.device.type == "cuda"
-            packed = fs.load(ids, device=str(target), pin_memory=pin)
+            compact = resident != "float16"  # loaded to RAM, converted chunk by chunk into the target
+            packed = fs.load(ids, device="cpu" if compact else str(target), pin_memory=pin and not compact)
             frames = packed.frames
             check_finite(frames, packed.offsets.to(frames.device), ids, name)
+            if compact:
+                frames, scale = make_resident(frames, resident, target, pin)
+                scale = scale.to(self.device) if scale is not None else None
+                del packed
         dev = frames.device if frames is not None else torch.device("cpu")
         return LoadedSet(name, dict(fs.meta), tuple(fs.frame_shape), ids, lengths, frames, offsets.to(dev),
-                         torch.as_tensor(lengths).to(dev), fs)
+                         torch.as_tensor(lengths).to(dev), fs, resident=resident if frames is not None else "stream",
+                         scale=scale)
 
 
 def check_finite(frames: torch.Tensor, offsets: torch.Tensor, ids: Sequence[str], name: str,
@@ -219,6 +285,8 @@ class Modality:
             if x.device != self.device:
                 pinned = self.device.type == "cuda"
                 x = x.pin_memory().to(self.device, non_blocking=True) if pinned else x.to(self.device)
+            if s.scale is not None:  # float8 residency: codes -> compute dtype, on the compute device
+                x = dequantize_float8(x, s.scale, dtype)
             parts.append(x)
         x = parts[0] if len(parts) == 1 else torch.cat(
             [p if p.dim() == 4 else p[:, :, None] for p in parts], dim=2)
@@ -281,9 +349,9 @@ def check_text_sources(pool: "FeaturePool", names: Sequence[str], allow_human: b
 
 
 def build_modalities(pool: FeaturePool, audio: Sequence[str], text: Sequence[str], table: LabelTable,
-                     needed: np.ndarray, max_seconds: float = 0.0, allow_human_text: bool = False
-                     ) -> dict[str, Modality]:
-    """Check provenance, resolve ids, load (once) and wrap the configured feature sets."""
+                     needed: np.ndarray, max_seconds: float = 0.0, allow_human_text: bool = False,
+                     resident: str = "float16") -> dict[str, Modality]:
+    """Check provenance, resolve ids, load (once, at `resident` dtype) and wrap the configured feature sets."""
     wanted = {"audio": list(audio), "text": list(text)}
     check_text_sources(pool, text, allow_human_text)
     resolved: dict[str, list[str | None]] = {}
@@ -296,12 +364,12 @@ def build_modalities(pool: FeaturePool, audio: Sequence[str], text: Sequence[str
                                 f"as {flag} ({kind})")
             resolved[name] = pool.resolve(name, table.ids)
     loads = {n: [r[i] for i in needed if r[i] is not None] for n, r in resolved.items()}
-    pool.plan(list(resolved), loads)
+    pool.plan(list(resolved), loads, resident)
     modalities = {}
     for kind, names in wanted.items():
         if not names:
             continue
-        sets = [pool.get(n, loads[n]) for n in names]
+        sets = [pool.get(n, loads[n], resident) for n in names]
         cap = frames_cap(sets[0].meta, max_seconds) if kind == "audio" else 0
         ids = resolved[names[0]]
         for n in names[1:]:

@@ -158,7 +158,7 @@ def prepare(cfg: HeadConfig, table: LabelTable, pool: FeaturePool, device: torch
     # features: everything that will be touched must be in the cache
     needed = np.unique(np.concatenate([train, dev, *predict.values()]))
     modalities = build_modalities(pool, cfg.features, cfg.text_features, table, needed, cfg.max_seconds,
-                                  cfg.allow_human_text)
+                                  cfg.allow_human_text, cfg.resident_dtype)
     must = {"train": train, "dev": dev}
     for split, rows in predict.items():
         if split == cfg.dev_split:
@@ -250,6 +250,14 @@ def probabilities(outputs: dict[str, torch.Tensor], cfg: HeadConfig) -> dict[str
 def _autocast(device: torch.device, cfg: HeadConfig):
     use = cfg.amp == "bf16" or (cfg.amp == "auto" and device.type == "cuda")
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=use)
+
+
+def residency(prep: Prepared) -> dict[str, dict[str, Any]]:
+    """What each feature set holds in memory: float16 (the cache dtype), bfloat16, float8, or stream."""
+    return {s.name: {"resident": s.resident, "dtype": str(s.frames.dtype).removeprefix("torch.")
+                     if s.frames is not None else None,
+                     "bytes": int(s.frames.nbytes) if s.frames is not None else 0}
+            for m in prep.modalities.values() for s in m.sets}
 
 
 def batch_inputs(prep: Prepared, rows: np.ndarray, rows_t: torch.Tensor | None, dtype: torch.dtype
@@ -420,7 +428,7 @@ def train(cfg: HeadConfig, table: LabelTable | None = None, pool: FeaturePool | 
         "rows": {"train": int(len(prep.train)), "dev": int(len(prep.dev)),
                  **{f"predict_{s}": int(len(r)) for s, r in prep.predict.items()}},
         "device": str(device), "placement": pool.placement, "selection_metric": metric_name,
-        "notes": prep.notes, "torch": torch.__version__,
+        "notes": prep.notes, "torch": torch.__version__, "residency": residency(prep),
     }
     write_json(out / "config.json", {**cfg.to_dict(), "resolved": info})
     for note in prep.notes:
