@@ -186,9 +186,12 @@ def correct_text_set(store: Store, source_name: str, model_path: str, name: str 
     writer = TextSetWriter(store, name)
     # The weights hash is part of the identity: a retrained model at the same path must not
     # silently reuse the corrections of the previous one.
+    local = Path(model_path)
     writer.ensure_metadata({"kind": "corrected", "model": model_path, "source": source_name,
+                            "model_path": str(local.resolve()) if local.exists() else model_path,
                             "asr_model": source.meta.get("model"), "aec_weights_sha256": weights_digest(model_path),
-                            "decoding": {"beam_size": beam_size, "max_length": max_length}},
+                            "decoding": {"beam_size": beam_size, "max_length": max_length,
+                                         "batch_size": batch_size}},
                            identity=("kind", "model", "source", "aec_weights_sha256"))
     todo = sorted(u for u in source.records if u not in writer.done())
     if todo:

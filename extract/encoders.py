@@ -85,6 +85,20 @@ def weights_digest(name_or_path: str) -> str | None:
     return digest.hexdigest()
 
 
+def model_digest(path: str) -> str | None:
+    """weights_digest of a checkpoint directory (or hub id), or SHA-256 over a single checkpoint file
+    (an openai-whisper .pt): what `predict` compares before it trusts a model for a head."""
+    file = Path(path)
+    if not file.is_file():
+        return weights_digest(path)
+    digest = hashlib.sha256()
+    digest.update(file.name.encode())
+    with open(file, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 24), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 class AudioEncoder:
     """Common interface. `encode` returns float32 CPU tensors [frames, *frame_shape]."""
 

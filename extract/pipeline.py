@@ -127,7 +127,9 @@ def _plan(ctx, cfg: ExtractConfig, writer: FeatureSetWriter, encoder: AudioEncod
           frame_shape: list[int], sorted_out) -> tuple[list[dict[str, Any]], dict[str, int]] | str:
     """Rank 0 only. Returns the parts to run and each utterance's length, or an error message."""
     try:
-        writer.ensure_metadata({**encoder.provenance(), "layers": layers.text,
+        # model_name: what the user typed (a bundled or short name), so `predict` can find the model again
+        # on a machine where the resolved path differs
+        writer.ensure_metadata({**encoder.provenance(), "model_name": cfg.model, "layers": layers.text,
                                 "layer_indices": _layer_indices(encoder, layers), "reduction": layers.reduce,
                                 "frame_shape": frame_shape, "whisper_mode": getattr(encoder, "mode", None),
                                 "toolkit": "sercache", "toolkit_version": _version()})

@@ -159,7 +159,8 @@ def run_text_extraction(cfg) -> TextExtractionSummary:
     encoder = TextEncoder(cfg.model, device, cfg.precision)
     frame_shape = [len(layers.resolve(encoder.n_hidden)), encoder.dim] if layers.stacked else [encoder.dim]
     writer = FeatureSetWriter(store, name, cfg.storage())
-    writer.ensure_metadata(_provenance(encoder, layers, frame_shape, source))
+    writer.ensure_metadata({**_provenance(encoder, layers, frame_shape, source), "model_name": cfg.model,
+                            "text_chain": text_chain(store, cfg.text)})
     writer.remove_temporaries()
     tokens = {u: encoder.tokens(source.text(u)) for u in todo}  # tokenised once: planning and encoding
     pending = [Pending(Utterance(u, ""), len(tokens[u]), len(tokens[u]) + encoder.n_special) for u in todo]
@@ -187,6 +188,23 @@ def run_text_extraction(cfg) -> TextExtractionSummary:
     note = f", {summary.windowed} longer than {encoder.max_length} tokens were windowed" if summary.windowed else ""
     print(f"{name}: extracted {summary.extracted} utterances in {summary.seconds:.1f} s{note}", file=sys.stderr)
     return summary
+
+
+def text_chain(store: Store, name: str) -> list[dict[str, Any]]:
+    """The metadata of a text set and of the sets it was made from (corrected -> ASR), top first: how
+    `predict` reproduces the text of new audio (ASR model and decoding, AEC model, hash and decoding)."""
+    from sercache.cache.layout import read_json
+    from sercache.cache.texts import TEXTS_DIR, TEXTSET_FILE
+
+    chain: list[dict[str, Any]] = []
+    while name and all(m.get("name") != name for m in chain):
+        path = store.root / TEXTS_DIR / name / TEXTSET_FILE
+        if not path.is_file():
+            break
+        meta = read_json(path)
+        chain.append(meta)
+        name = meta.get("source") if meta.get("kind") == "corrected" else None
+    return chain
 
 
 def _provenance(encoder: TextEncoder, layers: LayerSpec, frame_shape: list[int], source: TextSet) -> dict[str, Any]:

@@ -168,10 +168,14 @@ def run_transcription(cfg: TranscribeConfig) -> TranscriptionSummary:
         print(f"{name}: nothing to do; {summary.already_done} utterances already transcribed", file=sys.stderr)
         return summary
     backend = load_backend(cfg)
+    from .encoders import model_digest
+
+    # everything `predict` needs to transcribe new audio the same way: weights hash, compute type, decoding
     writer.ensure_metadata({"kind": "asr", "model": cfg.model, "model_path": str(backend.path),
+                            "weights_sha256": model_digest(str(backend.path)), "compute_type": cfg.compute_type,
                             "backend": cfg.backend, "source": None, "language": cfg.language,
                             "decoding": {"beam_size": cfg.beam_size, "temperature": 0.0,
-                                         "condition_on_previous_text": False}})
+                                         "condition_on_previous_text": False, "batch_size": cfg.batch_size}})
     bar = tqdm(total=len(todo), unit="utt", desc=name, disable=not cfg.progress)
     for start in range(0, len(todo), cfg.part_size):
         chunk = todo[start:start + cfg.part_size]

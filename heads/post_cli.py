@@ -12,6 +12,7 @@ from typing import Sequence
 
 from sercache.cli import Command, run
 from sercache.dataclass_cli import add_dataclass_arguments, from_namespace, given
+from sercache.extract.encoders import PRECISIONS
 
 from .config import HeadConfig
 from .decision import DECISION_METHODS, STACKERS
@@ -127,10 +128,28 @@ TUNE = Command(
 # ----------------------------------------------------------------------------------- predict
 @dataclass
 class PredictOptions:
-    model: str = field(metadata={"positional": True,
-                                 "help": "run directory of train-head (best.safetensors) or of ensemble"})
-    out: str = field(metadata={"help": "output directory"})
-    store: str = field(default="", metadata={"help": "feature store (default: the one the run was trained on)"})
+    model: str = field(default="", metadata={
+        "positional": True, "help": "run directory of train-head (best.safetensors) or of ensemble, or a directory "
+                                    "of export-head"})
+    audio: list[str] = field(default_factory=list, metadata={
+        "positional": True, "help": "audio files to classify (audio in, emotion out: the features are computed "
+                                    "from them as the head's provenance records; no store needed)"})
+    run: str = field(default="", metadata={"help": "the head, ensemble or export (instead of the first positional)"})
+    input: str = field(default="", metadata={
+        "help": "audio to classify: a directory or a manifest (.csv/.tsv/.jsonl with id,path[,start,end])"})
+    out: str = field(default="", metadata={
+        "help": "store mode: output directory (required); audio mode: predictions file, .csv or .jsonl "
+                "(default: CSV on stdout)"})
+    store: str = field(default="", metadata={
+        "help": "store mode: the feature store (default: the one the run was trained on); audio mode: also cache "
+                "the computed features and transcripts in this store (repeated calls reuse them)"})
+    segment: float = field(default=0.0, metadata={
+        "help": "audio mode: predict every SEGMENT seconds of each file (a time series; 0: whole files)"})
+    model_path: list[str] = field(default_factory=list, metadata={
+        "help": "audio mode: where a recorded model is, ROLE=PATH (roles audio, asr, aec, text) or "
+                "RECORDED_NAME=PATH; its weights must hash to the recorded value"})
+    precision: str = field(default="auto", metadata={
+        "choices": PRECISIONS, "help": "audio mode: encoder precision (auto: as recorded on GPU, fp32 on CPU)"})
     features: list[str] = field(default_factory=list, metadata={
         "help": "audio feature set(s) (default: the run's); their provenance must match the checkpoint's"})
     text_features: list[str] = field(default_factory=list, metadata={
@@ -155,17 +174,65 @@ def _predict(args: argparse.Namespace) -> None:
     from .predict import predict
 
     o = from_namespace(PredictOptions, args)
-    predict(o.model, o.out, o.store, o.features, o.text_features, o.ids, o.labels, o.split, o.corpus, o.decision,
+    run, audio = (o.run, [*([o.model] if o.model else []), *o.audio]) if o.run else (o.model, o.audio)
+    if not run:
+        raise HeadError("give the head: a run, ensemble or export directory (first argument or --run)")
+    if audio or o.input:
+        from .audio_predict import predict_audio
+
+        store_only = [f"--{k.replace('_', '-')}" for k in ("features", "text_features", "ids", "labels", "split")
+                      if getattr(o, k)]
+        if store_only:
+            raise HeadError(f"{', '.join(store_only)}: options of predicting from a store, not from audio")
+        predict_audio(run, audio, o.input, o.out, o.store, o.segment, o.model_path, o.decision, o.device,
+                      o.precision, verbose=True)
+        return
+    if o.segment or o.model_path:
+        raise HeadError("--segment and --model-path apply to audio input (files or --input)")
+    if not o.out:
+        raise HeadError("--out is required (the output directory)")
+    predict(run, o.out, o.store, o.features, o.text_features, o.ids, o.labels, o.split, o.corpus, o.decision,
             o.format, o.device, o.drop_missing, verbose=True)
 
 
 PREDICT = Command(
     configure=lambda parser: add_dataclass_arguments(parser, PredictOptions),
     run=_predict,
-    description="Run a trained head or an ensemble on cached features and write the challenge submission "
-                "(submission_categorical.csv / submission_attributes.csv), probabilities.csv and predict.json.",
-    epilog="example:\n  predict-head runs/focal --store cache/ --labels Labels/labels_consensus.csv --split test3 "
+    description="Run a trained head, an ensemble or an exported head on audio files (audio in, emotion out: the "
+                "encoders, ASR, AEC and text encoder the head was trained with run in memory and the per-file "
+                "class, probabilities and A/V/D are written as CSV or JSONL; files that cannot be used get an "
+                "error row), or on cached features (store mode: the challenge submission "
+                "submission_categorical.csv / submission_attributes.csv, probabilities.csv and predict.json).",
+    epilog="examples:\n  sercache predict runs/focal a.wav b.flac --out preds.csv\n"
+           "  sercache predict --run exported/ --input my_audio/ --segment 5 --out series.jsonl\n"
+           "  predict-head runs/focal --store cache/ --labels Labels/labels_consensus.csv --split test3 "
            "--out submissions/focal",
+)
+
+
+# ----------------------------------------------------------------------------------- export-head
+@dataclass
+class ExportOptions:
+    run: str = field(metadata={"positional": True, "help": "run directory of train-head or of ensemble"})
+    to: str = field(metadata={"help": "new directory to write (must not exist or be empty)"})
+
+
+def _export(args: argparse.Namespace) -> None:
+    from .export import export_head
+
+    o = from_namespace(ExportOptions, args)
+    export_head(o.run, o.to, verbose=True)
+
+
+EXPORT = Command(
+    configure=lambda parser: add_dataclass_arguments(parser, ExportOptions),
+    run=_export,
+    description="Export a trained head or ensemble as a self-describing directory: safetensors weights, config, "
+                "classes, provenance (encoders, weights hashes, layers, Whisper mode, ASR, AEC, text encoder), "
+                "dev/test metrics and a model card (README.md); `predict` loads it with no run directory or "
+                "store around.",
+    epilog="example:\n  sercache export-head runs/focal --to models/focal\n"
+           "  sercache predict models/focal recording.wav",
 )
 
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import csv
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -35,7 +36,7 @@ from .config import HeadConfig
 from .decision import Decision, Stacker
 from .errors import HeadError
 from .labels import ATTRIBUTES, MSP_CLASSES, ClassSet, LabelTable
-from .outputs import SplitOutputs, load_run, score, write_outputs
+from .outputs import RunOutputs, SplitOutputs, load_run, score, write_outputs
 
 ID_FILE_COLUMNS = ("FileName", "Filename", "filename", "file", "id", "utt", "utterance")
 FORMATS = ("letter", "baseline")
@@ -184,17 +185,10 @@ def _present(mods_list, n: int) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------------- entry point
-def predict(path: str | Path, out: str | Path, store: str = "", features: Sequence[str] = (),
-            text_features: Sequence[str] = (), ids: str = "", labels: str = "", split: str = "", corpus: str = "",
-            decision: str = "auto", fmt: str = "letter", device: str = "auto", drop_missing: bool = False,
-            verbose: bool = True) -> dict[str, Any]:
-    """Predict with a head run directory or an ensemble directory; returns the predict.json payload."""
-    from .data import FeaturePool, default_device
-    from .rundir import write_json
-
-    if fmt not in FORMATS:
-        raise HeadError(f"unknown submission format {fmt!r}; choose {', '.join(FORMATS)}")
-    path, out = Path(path), Path(out)
+def resolve_members(path: Path, features: Sequence[str] = (), text_features: Sequence[str] = ()
+                    ) -> tuple[RunOutputs, dict[str, Any] | None, list[Path], dict[str, Any]]:
+    """A head or ensemble directory: (its run, the ensemble spec or None, member head directories, the first
+    member's config.json)."""
     run = load_run(path, read_splits=False)
     ensemble = run.kind == "ensemble"
     spec = run.config if ensemble else None
@@ -205,38 +199,28 @@ def predict(path: str | Path, out: str | Path, store: str = "", features: Sequen
         from .ensemble import resolve_member_path
 
         member_dirs = [resolve_member_path(m, path) for m in spec["members"]]
-    first_cfg = json.loads((member_dirs[0] / "config.json").read_text()) if (member_dirs[0] / "config.json").is_file() \
-        else {}
     if any(not (d / "config.json").is_file() for d in member_dirs):
         raise HeadError(f"{path}: predicting with nested ensembles is not supported; build the ensemble from heads")
-    store = store or first_cfg.get("store", "")
-    if not store:
-        raise HeadError("--store is required (the run records none)")
-    pool = FeaturePool(store, default_device(device))
-    predictors = [HeadPredictor(d, pool, features or None, text_features or None) for d in member_dirs]
-    classes = predictors[0].classes
-    corpus = corpus or first_cfg.get("corpus", "msp")
-    names = list(dict.fromkeys(n for p in predictors for n in p.feature_names))
-    table, what = target_table(classes, corpus, pool, names, ids, labels, split, first_cfg.get("classes") or ())
-    mods = [p.modalities(table) for p in predictors]
-    present = _present(mods, len(table))
-    notes = []
-    if not present.all():
-        gone = [table.ids[i] for i in np.flatnonzero(~present)]
-        if not drop_missing:
-            raise HeadError(f"{len(gone)} utterance(s) are missing from the feature sets, e.g. {gone[:3]}; extract "
-                            "them, or pass --drop-missing to predict the others")
-        notes.append(f"{len(gone)} utterance(s) missing from the cache were skipped, e.g. {gone[:3]}")
-    rows = np.flatnonzero(present)
-    if not len(rows):
-        raise HeadError("nothing to predict")
-    member_out = [_outputs(table, rows, p.predict(table, rows, m)) for p, m in zip(predictors, mods)]
-    letters = list(classes.letters)
+    first_cfg = json.loads((member_dirs[0] / "config.json").read_text())
+    return run, spec, member_dirs, first_cfg
 
+
+@dataclass
+class Combined:
+    result: SplitOutputs
+    decision: Decision | None
+    vote_shares: np.ndarray | None
+    tied: np.ndarray | None
+    method: str
+
+
+def combine_members(path: Path, spec: dict[str, Any] | None, member_dirs: Sequence[Path],
+                    member_out: list[SplitOutputs], letters: list[str], decision: str = "auto") -> Combined:
+    """One head's outputs with its decision, or the ensemble's combination of its members' outputs."""
     dec_obj: Decision | None = None
     vote_shares = None
     tied = None
-    if ensemble:
+    if spec is not None:
         from .ensemble import combine
 
         if spec.get("member_decisions"):
@@ -265,6 +249,47 @@ def predict(path: str | Path, out: str | Path, store: str = "", features: Sequen
         if dec_obj is not None and result.probs is not None:
             result.decision = dec_obj.apply(result.probs)
         method = "head"
+    return Combined(result, dec_obj, vote_shares, tied, method)
+
+
+def predict(path: str | Path, out: str | Path, store: str = "", features: Sequence[str] = (),
+            text_features: Sequence[str] = (), ids: str = "", labels: str = "", split: str = "", corpus: str = "",
+            decision: str = "auto", fmt: str = "letter", device: str = "auto", drop_missing: bool = False,
+            verbose: bool = True) -> dict[str, Any]:
+    """Predict with a head run directory or an ensemble directory; returns the predict.json payload."""
+    from .data import FeaturePool, default_device
+    from .rundir import write_json
+
+    if fmt not in FORMATS:
+        raise HeadError(f"unknown submission format {fmt!r}; choose {', '.join(FORMATS)}")
+    path, out = Path(path), Path(out)
+    run, spec, member_dirs, first_cfg = resolve_members(path, features, text_features)
+    store = store or first_cfg.get("store", "")
+    if not store:
+        raise HeadError("--store is required (the run records none)")
+    pool = FeaturePool(store, default_device(device))
+    predictors = [HeadPredictor(d, pool, features or None, text_features or None) for d in member_dirs]
+    classes = predictors[0].classes
+    corpus = corpus or first_cfg.get("corpus", "msp")
+    names = list(dict.fromkeys(n for p in predictors for n in p.feature_names))
+    table, what = target_table(classes, corpus, pool, names, ids, labels, split, first_cfg.get("classes") or ())
+    mods = [p.modalities(table) for p in predictors]
+    present = _present(mods, len(table))
+    notes = []
+    if not present.all():
+        gone = [table.ids[i] for i in np.flatnonzero(~present)]
+        if not drop_missing:
+            raise HeadError(f"{len(gone)} utterance(s) are missing from the feature sets, e.g. {gone[:3]}; extract "
+                            "them, or pass --drop-missing to predict the others")
+        notes.append(f"{len(gone)} utterance(s) missing from the cache were skipped, e.g. {gone[:3]}")
+    rows = np.flatnonzero(present)
+    if not len(rows):
+        raise HeadError("nothing to predict")
+    member_out = [_outputs(table, rows, p.predict(table, rows, m)) for p, m in zip(predictors, mods)]
+    letters = list(classes.letters)
+    combined = combine_members(path, spec, member_dirs, member_out, letters, decision)
+    result, dec_obj, vote_shares, tied, method = (combined.result, combined.decision, combined.vote_shares,
+                                                  combined.tied, combined.method)
 
     out.mkdir(parents=True, exist_ok=True)
     write_outputs(out / "probabilities.csv", result, letters)

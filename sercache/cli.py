@@ -52,8 +52,10 @@ STAGES = (
           "cached features", ("train-head",)),
     Stage("ensemble", "sercache.heads.post_cli:ENSEMBLE", "combine trained heads (vote, averaging, stacking)"),
     Stage("tune-decision", "sercache.heads.post_cli:TUNE", "per-class biases or prior correction on dev"),
-    Stage("predict", "sercache.heads.post_cli:PREDICT", "run a head or ensemble on cached features; write a "
-          "submission", ("predict-head",)),
+    Stage("predict", "sercache.heads.post_cli:PREDICT", "run a head or ensemble on audio files (audio in, emotion "
+          "out) or on cached features", ("predict-head",)),
+    Stage("export-head", "sercache.heads.post_cli:EXPORT", "a head or ensemble as a self-describing directory "
+          "(weights, provenance, metrics, model card)"),
     Stage("report", "sercache.heads.post_cli:REPORT", "confusion matrices, learning curves, leaderboard",
           ("report-heads",)),
     Stage("cache", "sercache.cache.cli:CACHE", "inspect, verify or export a feature store"),

@@ -1,0 +1,569 @@
+"""`sercache predict RUN AUDIO... | --input DIR_OR_MANIFEST`: audio in, emotion out, no feature store needed.
+
+The head's (or each ensemble member's) feature sets say how they were made: encoder, weights hash,
+layers, Whisper mode, storage dtype; for text features also the text sets they encode (ASR model,
+backend, compute type and decoding; AEC model, weights hash and decoding; see `FeatureRecipe`). This
+module reruns that chain on new audio with the extraction code itself (`load_encoder` + `encode`, the
+transcription backends, `aec.generate`, `TextEncoder`), rounds the features to the storage dtype as
+the writer does, and hands them to the same `HeadPredictor` as a store would (an in-memory pool).
+With `store`, the chain runs through the extraction stages instead, so the features are cached there.
+
+Where the recipe comes from: `provenance.json` of an exported head (`export-head`), else the run's
+store (featureset.json and the text sets' textset.json), else the checkpoint's own provenance (enough
+for audio heads; text heads then need a store or an export). A recorded model is looked up by
+`--model-path` (ROLE=PATH or RECORDED=PATH, roles audio, asr, aec, text), its recorded path, then
+its recorded name (bundled or hub); its weights must hash to the recorded value.
+
+Per-file problems (missing, unreadable, silent, too short) give an error row; the others are predicted.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from .errors import HeadError
+from .labels import ATTRIBUTES
+
+MODEL_ROLES = ("audio", "asr", "aec", "text")
+PROVENANCE_FILE = "provenance.json"
+PRECISION_OF = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}
+
+
+# ----------------------------------------------------------------------------------- recipes
+@dataclass
+class FeatureRecipe:
+    """How one feature set of a head was made: its featureset.json, and for text features the text sets
+    it encodes, the encoded one first, down to the ASR transcripts (their textset.json)."""
+
+    name: str
+    meta: dict[str, Any]
+    texts: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"meta": self.meta, "texts": self.texts}
+
+
+def head_recipes(run_dir: Path) -> dict[str, FeatureRecipe]:
+    """Recipes of every feature set of one head directory (a train-head run or an exported head)."""
+    from sercache.cache import CacheError, open_store
+
+    from .checkpoint import read_metadata
+
+    config = json.loads((run_dir / "config.json").read_text())
+    names = [*config.get("features", []), *config.get("text_features", [])]
+    exported = run_dir / PROVENANCE_FILE
+    if exported.is_file():
+        recorded = json.loads(exported.read_text())
+        missing = [n for n in names if n not in recorded]
+        if missing:
+            raise HeadError(f"{exported}: no provenance for feature set(s) {', '.join(missing)}")
+        return {n: FeatureRecipe(n, recorded[n]["meta"], recorded[n].get("texts", [])) for n in names}
+    recipes: dict[str, FeatureRecipe] = {}
+    store = None
+    try:
+        store = open_store(config["store"]) if config.get("store") else None
+    except CacheError:
+        store = None
+    if store is not None:
+        from sercache.extract.text_features import text_chain
+
+        for n in names:
+            if n in store:
+                meta = dict(store[n].meta)
+                texts = meta.get("text_chain") or []
+                if meta.get("kind") == "text" and not texts:
+                    texts = text_chain(store, (meta.get("text_source") or {}).get("name", ""))
+                recipes[n] = FeatureRecipe(n, meta, texts)
+    if len(recipes) < len(names):  # the checkpoint's provenance: enough for audio features
+        info = json.loads(read_metadata(run_dir / "best.safetensors")["info"])
+        stored = {p.get("name"): p for ps in info.get("features", {}).values() for p in ps}
+        for n in names:
+            if n not in recipes and n in stored:
+                recipes[n] = FeatureRecipe(n, dict(stored[n]), list(stored[n].get("text_chain") or []))
+    missing = [n for n in names if n not in recipes]
+    if missing:
+        raise HeadError(f"{run_dir}: no provenance for feature set(s) {', '.join(missing)} (neither in the store "
+                        f"{config.get('store')!r} nor in the checkpoint)")
+    return recipes
+
+
+def parse_model_paths(items: Sequence[str]) -> dict[str, str]:
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise HeadError(f"--model-path {item!r}: expected NAME=PATH (NAME: {', '.join(MODEL_ROLES)} or the "
+                            "recorded model)")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def resolve_model(role: str, what: str, candidates: Sequence[str | None], digest: str | None,
+                  overrides: dict[str, str]) -> str:
+    """A local path (or hub id) for a recorded model whose weights hash to `digest` (when one is recorded)."""
+    from sercache.extract.bundled import resolve_bundled
+    from sercache.extract.encoders import model_digest
+
+    named = [c for c in candidates if c]
+    chosen = next((overrides[k] for k in (role, *named) if k in overrides), None)
+    if chosen is None:
+        chosen = next((c for c in named if Path(c).exists()), None)
+    if chosen is None:
+        for c in named:
+            try:
+                chosen = resolve_bundled(c)
+            except FileNotFoundError:
+                chosen = None
+            if chosen:
+                break
+    if chosen is None:
+        chosen = next((c for c in named if not Path(c).is_absolute() and c.count("/") == 1), None)  # a hub id
+    hint = f"pass --model-path {role}=PATH"
+    if chosen is None:
+        raise HeadError(f"the {what} recorded as {' / '.join(map(repr, named)) or 'nothing'} is not available on "
+                        f"this machine; {hint}")
+    if digest:
+        have = model_digest(chosen)
+        if have is None:
+            raise HeadError(f"the {what} {chosen!r} is not available (no weights found); {hint}")
+        if have != digest:
+            raise HeadError(f"the {what} {chosen!r} has weights sha256 {have[:12]}..., but the head was trained on "
+                            f"features of weights {digest[:12]}...; {hint} with the recorded weights")
+    return chosen
+
+
+def _precision(recorded: str | None, override: str, device: torch.device, notes: list[str], what: str) -> str:
+    if override != "auto":
+        return override
+    precision = PRECISION_OF.get(recorded or "", "fp32")
+    if device.type == "cpu" and precision != "fp32":
+        notes.append(f"{what} ran in {recorded} when the features were extracted; on CPU it runs in float32")
+        return "fp32"
+    return precision
+
+
+# ----------------------------------------------------------------------------------- inputs
+@dataclass
+class Item:
+    """One row of the output: a file or one segment of it."""
+
+    id: str
+    path: str
+    start: float | None = None
+    end: float | None = None
+    error: str = ""
+    transcript: str | None = None
+
+    def utterance(self):
+        from sercache.extract.manifest import Utterance
+
+        return Utterance(self.id, self.path, self.start, self.end)
+
+
+def audio_items(audio: Sequence[str] = (), input: str = "", segment: float = 0.0) -> list[Item]:
+    """Files from the command line (id: the file name, or the path as given when names repeat) or a
+    directory/manifest (ids as extraction gives them), cut into `segment`-second pieces if asked; the
+    header is checked here, so missing, unreadable, empty and silent files become error rows."""
+    from sercache.extract.audio import SAMPLE_RATE, AudioError, probe
+    from sercache.extract.manifest import Utterance, load_manifest
+
+    if bool(audio) == bool(input):
+        raise HeadError("give audio files or --input (a directory or a manifest), not both" if audio else
+                        "give audio files or --input (a directory or a manifest)")
+    if segment < 0:
+        raise HeadError(f"--segment {segment}: must be >= 0 seconds (0: whole files)")
+    if input:
+        utts = load_manifest(input)
+    else:
+        names = [Path(a).name for a in audio]
+        unique = len(set(names)) == len(names)
+        utts = [Utterance(n if unique else a, str(Path(a))) for n, a in zip(names, audio)]
+        if len({u.id for u in utts}) != len(utts):
+            raise HeadError("the same audio file is given twice")
+    items: list[Item] = []
+    for u in utts:
+        try:
+            info = probe(u)
+        except AudioError as err:
+            items.append(Item(u.id, u.path, u.start, u.end, error=str(err)))
+            continue
+        if not segment:
+            items.append(Item(u.id, u.path, u.start, u.end))
+            continue
+        first = u.start or 0.0
+        seconds = info.samples / SAMPLE_RATE
+        bounds = [first + k * segment for k in range(max(1, int(seconds // segment)))]
+        stops = bounds[1:] + [first + seconds]  # the tail (< one segment) joins the last piece
+        for a, b in zip(bounds, stops):
+            items.append(Item(f"{u.id}@{a - first:.2f}-{b - first:.2f}", u.path, round(a, 6), round(b, 6)))
+    return items
+
+
+def _decode(items: list[Item]) -> dict[str, np.ndarray]:
+    """16-kHz mono samples of the items without an error; decoding problems become error rows."""
+    from sercache.extract.audio import AudioError, load
+
+    audio = {}
+    for item in items:
+        if item.error:
+            continue
+        try:
+            audio[item.id] = load(item.utterance()).samples
+        except AudioError as err:
+            item.error = str(err)
+    return audio
+
+
+# ----------------------------------------------------------------------------------- in-memory features
+class MemoryFeatureSet:
+    """Features computed in this process, rounded to the storage dtype as the writer stores them; what
+    FeaturePool uses of a store's FeatureSet (ids, lengths, dtype, frame_shape, meta, load, get)."""
+
+    def __init__(self, name: str, meta: dict[str, Any], rows: dict[str, np.ndarray]):
+        self.name, self.meta, self.dtype = name, dict(meta, name=name), meta.get("dtype") or "float16"
+        self.frame_shape = tuple(meta.get("frame_shape") or next(iter(rows.values())).shape[1:])
+        self.ids = list(rows)
+        self._rows = rows
+
+    @classmethod
+    def rounded(cls, name: str, meta: dict[str, Any], features: dict[str, np.ndarray]) -> "MemoryFeatureSet":
+        from sercache.cache.encoding import decode, encode
+
+        dtype = meta.get("dtype") or "float16"
+        rows = {u: decode(encode(x, dtype, "clip", f"utterance {u!r}").data, dtype) for u, x in features.items()}
+        return cls(name, meta, rows)
+
+    def lengths(self, ids: Sequence[str] | None = None) -> np.ndarray:
+        return np.array([len(self._rows[u]) for u in (self.ids if ids is None else ids)], dtype=np.int64)
+
+    def get(self, uid: str, verify: bool = False) -> np.ndarray:
+        return self._rows[uid]
+
+    def load(self, ids: Sequence[str] | None = None, device: str = "cpu", dtype: Any = None,
+             pin_memory: bool = False, verify: bool = False):
+        from sercache.cache import PackedFeatures
+
+        ids = list(self.ids if ids is None else ids)
+        target = dtype or getattr(torch, self.dtype)
+        lengths = torch.as_tensor(self.lengths(ids))
+        offsets = torch.zeros(len(ids) + 1, dtype=torch.long)
+        torch.cumsum(lengths, 0, out=offsets[1:])
+        frames = torch.cat([torch.from_numpy(np.ascontiguousarray(self._rows[u])).to(target) for u in ids]) \
+            if ids else torch.zeros((0, *self.frame_shape), dtype=target)
+        return PackedFeatures(frames.to(device), offsets, ids)
+
+
+class Chain:
+    """Runs recipes on decoded audio; models and intermediate texts are shared across an ensemble's members."""
+
+    def __init__(self, device: torch.device, overrides: dict[str, str], precision: str = "auto"):
+        self.device, self.overrides, self.precision = device, overrides, precision
+        self.notes: list[str] = []
+        self.texts: dict[str, dict[str, str]] = {}  # text set name -> id -> text
+
+    # ---- audio encoders
+    def audio_features(self, recipe: FeatureRecipe, audio: dict[str, np.ndarray], items: dict[str, Item],
+                       batch: int = 8) -> dict[str, np.ndarray]:
+        from sercache.extract.encoders import load_encoder
+        from sercache.extract.layers import parse_layers
+
+        meta = recipe.meta
+        path = resolve_model("audio", f"audio encoder of {recipe.name!r}", [meta.get("model"), meta.get("model_name")],
+                             meta.get("weights_sha256"), self.overrides)
+        layers = parse_layers(meta.get("layers") or "-1")
+        precision = _precision(meta.get("compute_dtype"), self.precision, self.device, self.notes, recipe.name)
+        encoder = load_encoder(path, self.device, precision, meta.get("whisper_mode") or "padded")
+        encoder.check_layers(layers)
+        out: dict[str, np.ndarray] = {}
+        ok = []
+        for uid, wave in audio.items():
+            if len(wave) < encoder.min_samples:
+                items[uid].error = (f"{items[uid].path}: too short ({len(wave)} samples at 16 kHz; "
+                                    f"{recipe.name} needs at least {encoder.min_samples})")
+            else:
+                ok.append(uid)
+        ok.sort(key=lambda u: len(audio[u]))  # length-sorted batches, as extraction makes them
+        for start in range(0, len(ok), batch):
+            group = ok[start:start + batch]
+            for uid, frames in zip(group, encoder.encode([audio[u] for u in group], layers)):
+                if not torch.isfinite(frames).all():
+                    items[uid].error = f"{items[uid].path}: {recipe.name} output has NaN/inf"
+                    continue
+                out[uid] = frames.numpy()
+        shape = list(meta.get("frame_shape") or [])
+        got = list(next(iter(out.values())).shape[1:]) if out else shape
+        if shape and got != shape:
+            raise HeadError(f"{recipe.name}: the encoder gives frames of shape {got}, the head was trained on {shape}")
+        return out
+
+    # ---- text: ASR -> AEC -> text encoder
+    def text_of(self, recipe: FeatureRecipe, audio: dict[str, np.ndarray], items: dict[str, Item]
+                ) -> dict[str, str]:
+        chain = recipe.texts
+        if not chain:
+            raise HeadError(f"text features {recipe.name!r}: how their transcripts were made is not recorded (the "
+                            "run's store is not available and the checkpoint has no text chain); predict with the "
+                            "store around, or export the head (export-head) where its store is available")
+        return self._text(chain, audio, items, recipe.name)
+
+    def _text(self, chain: list[dict[str, Any]], audio: dict[str, np.ndarray], items: dict[str, Item],
+              what: str) -> dict[str, str]:
+        top = chain[0]
+        name = top.get("name", "")
+        if name in self.texts:
+            return self.texts[name]
+        kind = top.get("kind")
+        if kind == "human":
+            raise HeadError(f"{what}: the head encodes human transcripts ({name!r}); new audio has none")
+        if kind == "asr":
+            texts = self._transcribe(top, audio, items)
+        elif kind == "corrected":
+            if len(chain) < 2:
+                raise HeadError(f"{what}: the ASR text set that {name!r} corrects is not recorded")
+            source = self._text(chain[1:], audio, items, what)
+            texts = self._correct(top, source)
+        else:
+            raise HeadError(f"{what}: unknown text set kind {kind!r} of {name!r}")
+        self.texts[name] = texts
+        return texts
+
+    def _transcribe(self, meta: dict[str, Any], audio: dict[str, np.ndarray], items: dict[str, Item]
+                    ) -> dict[str, str]:
+        from sercache.extract.transcribe import TranscribeConfig, load_backend
+
+        path = resolve_model("asr", f"ASR model of text set {meta.get('name')!r}",
+                             [meta.get("model_path"), meta.get("model")], meta.get("weights_sha256"), self.overrides)
+        decoding = meta.get("decoding") or {}
+        cfg = TranscribeConfig(input="", store="", model=path, backend=meta.get("backend") or "faster-whisper",
+                               language=meta.get("language") or "en", beam_size=int(decoding.get("beam_size", 5)),
+                               batch_size=int(decoding.get("batch_size", 16)), device=self.device.type,
+                               compute_type=meta.get("compute_type") or "default", progress=False)
+        backend = load_backend(cfg)
+        ids = [u for u in audio if not items[u].error]
+        texts: dict[str, str] = {}
+        for start in range(0, len(ids), cfg.batch_size):
+            group = ids[start:start + cfg.batch_size]
+            for uid, result in zip(group, backend.transcribe([audio[u] for u in group])):
+                texts[uid] = result["text"]
+        return texts
+
+    def _correct(self, meta: dict[str, Any], source: dict[str, str]) -> dict[str, str]:
+        from sercache.extract.aec import generate, load_seq2seq
+
+        path = resolve_model("aec", f"AEC model of text set {meta.get('name')!r}",
+                             [meta.get("model_path"), meta.get("model")], meta.get("aec_weights_sha256"),
+                             self.overrides)
+        decoding = meta.get("decoding") or {}
+        tokenizer, model = load_seq2seq(path, self.device.type)
+        ids = sorted(source)  # correct_text_set's order
+        out = generate(model, tokenizer, [source[u] for u in ids], int(decoding.get("batch_size", 32)),
+                       int(decoding.get("beam_size", 4)), int(decoding.get("max_length", 128)))
+        return dict(zip(ids, out))
+
+    def text_features(self, recipe: FeatureRecipe, texts: dict[str, str]) -> dict[str, np.ndarray]:
+        from sercache.extract.layers import parse_layers
+        from sercache.extract.manifest import Utterance
+        from sercache.extract.plan import Pending, batches
+        from sercache.extract.text_features import TextEncoder
+
+        meta = recipe.meta
+        path = resolve_model("text", f"text encoder of {recipe.name!r}", [meta.get("model"), meta.get("model_name")],
+                             meta.get("weights_sha256"), self.overrides)
+        precision = _precision(meta.get("compute_dtype"), self.precision, self.device, self.notes, recipe.name)
+        encoder = TextEncoder(path, self.device, precision)
+        layers = parse_layers(meta.get("layers") or "mean(-4..-1)")
+        tokens = {u: encoder.tokens(t) for u, t in texts.items()}
+        pending = [Pending(Utterance(u, ""), len(tokens[u]), len(tokens[u]) + encoder.n_special)
+                   for u in sorted(tokens)]
+        out = {}
+        for group in batches(pending, lambda n: n + encoder.n_special, 64 * 64, 64):  # run_text_extraction's
+            for item, (rows, _) in zip(group, encoder.encode([tokens[p.utt.id] for p in group], layers)):
+                out[item.utt.id] = rows.numpy()
+        return out
+
+
+# ----------------------------------------------------------------------------------- store mode
+def _through_store(store: str, recipes: dict[str, FeatureRecipe], audio_items_: list[Item], chain: Chain) -> None:
+    """Run the recipes as the extraction stages do, into `store` (what is there already is reused)."""
+    from sercache.cache import open_store
+    from sercache.cache.texts import TextSet
+    from sercache.extract import ExtractConfig, run_extraction
+    from sercache.extract.aec import correct_text_set
+    from sercache.extract.transcribe import TranscribeConfig, run_transcription
+
+    good = [i for i in audio_items_ if not i.error]
+    with tempfile.TemporaryDirectory() as tmp:
+        manifest = Path(tmp) / "manifest.csv"
+        with open(manifest, "w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["id", "path", "start", "end"])
+            writer.writerows([i.id, str(Path(i.path).resolve()), "" if i.start is None else i.start,
+                              "" if i.end is None else i.end] for i in good)
+        for r in recipes.values():
+            meta = r.meta
+            if meta.get("kind") == "audio":
+                path = resolve_model("audio", f"audio encoder of {r.name!r}", [meta.get("model"),
+                                     meta.get("model_name")], meta.get("weights_sha256"), chain.overrides)
+                run_extraction(ExtractConfig(input=str(manifest), store=store, model=path, layers=meta.get("layers"),
+                                             name=r.name, whisper_mode=meta.get("whisper_mode") or "padded",
+                                             dtype=meta.get("dtype") or "float16", on_error="skip", workers=0,
+                                             device=chain.device.type, progress=False,
+                                             precision=_precision(meta.get("compute_dtype"), chain.precision,
+                                                                  chain.device, chain.notes, r.name)))
+                continue
+            for meta_t in reversed(r.texts):
+                if meta_t.get("kind") == "asr":
+                    path = resolve_model("asr", f"ASR model of text set {meta_t.get('name')!r}",
+                                         [meta_t.get("model_path"), meta_t.get("model")], meta_t.get("weights_sha256"),
+                                         chain.overrides)
+                    decoding = meta_t.get("decoding") or {}
+                    run_transcription(TranscribeConfig(
+                        input=str(manifest), store=store, model=meta_t.get("model") if path in (
+                            meta_t.get("model_path"), meta_t.get("model")) else path, name=meta_t["name"],
+                        backend=meta_t.get("backend") or "faster-whisper", language=meta_t.get("language") or "en",
+                        beam_size=int(decoding.get("beam_size", 5)), batch_size=int(decoding.get("batch_size", 16)),
+                        device=chain.device.type, compute_type=meta_t.get("compute_type") or "default",
+                        on_error="skip", progress=False))
+                elif meta_t.get("kind") == "corrected":
+                    path = resolve_model("aec", f"AEC model of text set {meta_t.get('name')!r}",
+                                         [meta_t.get("model_path"), meta_t.get("model")],
+                                         meta_t.get("aec_weights_sha256"), chain.overrides)
+                    decoding = meta_t.get("decoding") or {}
+                    correct_text_set(open_store(store), meta_t["source"], meta_t.get("model") if path in (
+                        meta_t.get("model_path"), meta_t.get("model")) else path, name=meta_t["name"],
+                        batch_size=int(decoding.get("batch_size", 32)), beam_size=int(decoding.get("beam_size", 4)),
+                        max_length=int(decoding.get("max_length", 128)), device=chain.device.type, progress=False)
+                else:
+                    raise HeadError(f"{r.name}: the head encodes {meta_t.get('kind')} text {meta_t.get('name')!r}; "
+                                    "new audio has none")
+            text = (meta.get("text_source") or {}).get("name") or r.texts[0]["name"]
+            path = resolve_model("text", f"text encoder of {r.name!r}", [meta.get("model"), meta.get("model_name")],
+                                 meta.get("weights_sha256"), chain.overrides)
+            run_extraction(ExtractConfig(store=store, model=path, text=text, layers=meta.get("layers"), name=r.name,
+                                         dtype=meta.get("dtype") or "float16", device=chain.device.type,
+                                         progress=False, precision=_precision(meta.get("compute_dtype"),
+                                                                              chain.precision, chain.device,
+                                                                              chain.notes, r.name)))
+            texts = TextSet(open_store(store), text)
+            for i in good:
+                if i.id in texts:
+                    i.transcript = texts.text(i.id)
+    opened = open_store(store)
+    for i in good:  # what extraction recorded as failed (too short, NaN output), or any set without the file
+        for name in recipes:
+            fs = opened[name]
+            if i.id not in fs and not i.error:
+                failed = {f["id"]: f["error"] for f in fs.failures}
+                i.error = failed.get(i.id) or f"{i.path}: not in feature set {name!r} after extraction"
+
+
+# ----------------------------------------------------------------------------------- entry point
+def predict_audio(path: str | Path, audio: Sequence[str] = (), input: str = "", out: str = "", store: str = "",
+                  segment: float = 0.0, model_paths: Sequence[str] = (), decision: str = "auto",
+                  device: str = "auto", precision: str = "auto", verbose: bool = True) -> list[dict[str, Any]]:
+    """Predict every file (or segment) with a head, an ensemble or an exported head; returns the output rows
+    (also written to `out`: .csv, or .jsonl / .json for JSON lines; stdout as CSV when `out` is empty)."""
+    from .data import FeaturePool, default_device
+    from .predict import HeadPredictor, _outputs, combine_members, resolve_members, unlabelled_table
+
+    path = Path(path)
+    run, spec, member_dirs, first_cfg = resolve_members(path)
+    recipes: dict[str, FeatureRecipe] = {}
+    for d in member_dirs:
+        recipes.update(head_recipes(d))
+    items = audio_items(audio, input, segment)
+    by_id = {i.id: i for i in items}
+    dev = default_device(device)
+    chain = Chain(dev, parse_model_paths(model_paths), precision)
+    if store:
+        _through_store(store, recipes, items, chain)
+        pool_source: Any = store
+        usable = [i.id for i in items if not i.error]
+    else:
+        waves = _decode(items)
+        sets: dict[str, MemoryFeatureSet] = {}
+        for name, r in recipes.items():
+            if r.meta.get("kind") == "audio":
+                sets[name] = MemoryFeatureSet.rounded(name, r.meta, chain.audio_features(r, waves, by_id))
+        for name, r in recipes.items():
+            if r.meta.get("kind") == "text":
+                texts = chain.text_of(r, {u: w for u, w in waves.items() if not by_id[u].error}, by_id)
+                for uid, text in texts.items():
+                    by_id[uid].transcript = text
+                sets[name] = MemoryFeatureSet.rounded(name, r.meta, chain.text_features(r, texts))
+        pool_source = sets
+        usable = [i.id for i in items if not i.error and all(i.id in s.ids for s in sets.values())]
+    rows_out = [_row(i) for i in items]
+    if usable:
+        pool = FeaturePool(pool_source, dev)
+        predictors = [HeadPredictor(d, pool) for d in member_dirs]
+        letters = list(predictors[0].classes.letters)
+        table = unlabelled_table(usable, predictors[0].classes)
+        rows = np.arange(len(table))
+        member_out = [_outputs(table, rows, p.predict(table, rows)) for p in predictors]
+        result = combine_members(path, spec, member_dirs, member_out, letters, decision).result
+        where = {u: k for k, u in enumerate(result.ids)}
+        for row in rows_out:
+            k = where.get(row["FileName"])
+            if k is None:
+                continue
+            if result.probs is not None:
+                row["Prediction"] = letters[int(result.decision[k])]
+                row.update({f"prob_{c}": round(float(p), 6) for c, p in zip(letters, result.probs[k])})
+            if result.avd_pred is not None:
+                row.update({f"pred_{a}": round(float(v), 4) for a, v in zip(ATTRIBUTES, result.avd_pred[k])})
+    for row, item in zip(rows_out, items):
+        if not item.error and "Prediction" not in row and "pred_EmoAct" not in row:
+            row["error"] = item.error = "no features (see the notes)"
+        row["status"] = "error" if item.error else "ok"
+        row["error"] = item.error
+    _write_rows(out, rows_out, segment > 0)
+    if verbose:
+        good = sum(r["status"] == "ok" for r in rows_out)
+        print(f"predicted {good} of {len(rows_out)} {'segment' if segment else 'file'}(s) with {path}"
+              + (f" -> {out}" if out else ""), file=sys.stderr)
+        for row in rows_out:
+            if row["status"] != "ok":
+                print(f"  {row['FileName']}: {row['error']}", file=sys.stderr)
+        for note in dict.fromkeys(chain.notes):
+            print(f"note: {note}", file=sys.stderr)
+    return rows_out
+
+
+def _row(item: Item) -> dict[str, Any]:
+    row: dict[str, Any] = {"FileName": item.id, "path": item.path}
+    if item.start is not None or item.end is not None:
+        row.update(start=item.start, end=item.end)
+    if item.transcript is not None:
+        row["transcript"] = item.transcript
+    return row
+
+
+def _write_rows(out: str, rows: list[dict[str, Any]], segments: bool) -> None:
+    keys = ["FileName", "path", *(["start", "end"] if segments else []), "status", "error"]
+    keys += [k for k in dict.fromkeys(k for r in rows for k in r) if k not in keys]
+    if out:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+    if out and Path(out).suffix.lower() in (".jsonl", ".json"):
+        with open(out, "w") as handle:
+            for r in rows:
+                handle.write(json.dumps({k: r.get(k) for k in keys if k in r}) + "\n")
+        return
+    handle = open(out, "w", newline="") if out else sys.stdout
+    try:
+        writer = csv.DictWriter(handle, fieldnames=keys, extrasaction="ignore")
+        writer.writeheader()
+        for r in rows:
+            writer.writerow({k: "" if r.get(k) is None else r.get(k) for k in keys})
+    finally:
+        if out:
+            handle.close()

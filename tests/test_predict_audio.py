@@ -1,0 +1,180 @@
+"""Audio in, emotion out (`sercache predict HEAD AUDIO...`) and `export-head`: a tiny espeak corpus through the
+real whisper-base (trimmed) + faster-whisper ASR + a tiny AEC BART + all-MiniLM-L6-v2, tiny heads; predicting
+the Test1 wav files from an export reproduces the run's predictions_test1.csv."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from sercache import cli
+
+pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="needs espeak-ng (bin/setup-env)")
+
+AUDIO = "whisper-base-ct2/L-1"
+
+
+def _read(path):
+    with open(path, newline="") as handle:
+        return {r["FileName"]: r for r in csv.DictReader(handle)}
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    from sercache.benchcorpus import BenchSizes, synthesize_bench_corpus
+    from sercache.cache import open_store
+    from sercache.cache.texts import TextSet, TextSetWriter
+    from sercache.demo import build_small_seq2seq
+    from sercache.extract import ExtractConfig, run_extraction
+    from sercache.extract.aec import AECTrainConfig, correct_text_set, read_splits, train_aec
+    from sercache.extract.text_cli import read_human_transcripts
+    from sercache.extract.transcribe import TranscribeConfig, run_transcription
+    from sercache.heads import HeadConfig, train
+
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("predict-audio")
+    corpus = synthesize_bench_corpus(root / "corpus", BenchSizes(32, 8, 8, 0, 0), jobs=2)
+    store = root / "store"
+    run_extraction(ExtractConfig(input=str(corpus), store=str(store), model="whisper-base-ct2", whisper_mode="trimmed",
+                                 workers=0, progress=False))
+    run_transcription(TranscribeConfig(input=str(corpus), store=str(store), model="whisper-base-ct2",
+                                       compute_type="int8", beam_size=1, device="cpu", progress=False))
+    asr = "asr/whisper-base-ct2"
+    human = TextSetWriter(open_store(store), "human")
+    human.ensure_metadata({"kind": "human", "model": None, "source": str(corpus / "Transcripts")})
+    human.commit([{"id": u, "text": t} for u, t in sorted(read_human_transcripts(corpus / "Transcripts").items())])
+    labels = corpus / "Labels" / "labels_consensus.csv"
+    splits = read_splits(labels)
+    st = open_store(store)
+    texts = [t.text(u) for t in (TextSet(st, asr), TextSet(st, "human")) for u in t.records
+             if splits.get(u) == "train"]
+    init = build_small_seq2seq(root / "aec-init", texts, 0)
+    train_aec(AECTrainConfig(store=str(store), source=asr, reference="human", splits=str(labels), model=str(init),
+                             out=str(root / "aec"), epochs=1, batch_size=8, max_length=48, beam_size=1,
+                             device="cpu", progress=False))
+    corrected = correct_text_set(open_store(store), asr, str(root / "aec" / "best"), beam_size=1, max_length=48,
+                                 device="cpu", progress=False)
+    text = run_extraction(ExtractConfig(store=str(store), model="all-minilm-l6-v2", text=corrected,
+                                        progress=False)).name
+    with open(labels, newline="") as handle:
+        train_classes = {r["EmoClass"] for r in csv.DictReader(handle) if r["Split_Set"] == "Train"}
+    classes = [c for c in ("A", "S", "H", "N") if c in train_classes]  # the tiny corpus may lack one
+    runs = {}
+    for name, text_features in (("audio", []), ("fusion", [text])):
+        cfg = HeadConfig(store=str(store), features=[AUDIO], text_features=text_features, labels=str(labels),
+                         classes=classes, out=str(root / "runs" / name), hidden=16, d_model=16,
+                         ff_dim=32, batch_size=16, max_epochs=2, allow_empty_classes=True,
+                         patience=0, device="cpu", threads=1, progress=False)
+        train(cfg, verbose=False)
+        runs[name] = root / "runs" / name
+    test1 = sorted(u for u, s in splits.items() if s == "test1")
+    return {"root": root, "corpus": corpus, "store": store, "runs": runs, "test1": test1, "text": text}
+
+
+def _check_reproduces(preds: dict, run_csv: dict, letters: list[str]) -> None:
+    assert set(run_csv) <= set(preds)
+    for uid, want in run_csv.items():
+        got = preds[uid]
+        assert got["status"] == "ok", got
+        p_want = np.array([float(want[f"prob_{c}"]) for c in letters])
+        p_got = np.array([float(got[f"prob_{c}"]) for c in letters])
+        np.testing.assert_allclose(p_got, p_want, atol=2e-3, err_msg=uid)
+        assert got["Prediction"] == want["Prediction"] or np.sort(p_want)[-1] - np.sort(p_want)[-2] < 4e-3, uid
+
+
+@pytest.mark.parametrize("head", ["audio", "fusion"])
+def test_exported_head_reproduces_the_run_from_wav_files(demo, head, tmp_path):
+    run = demo["runs"][head]
+    export = tmp_path / "export"
+    assert cli.main(["export-head", str(run), "--to", str(export)]) == 0
+    for name in ("best.safetensors", "config.json", "metrics.json", "classes.json", "provenance.json", "README.md"):
+        assert (export / name).is_file(), name
+    card = (export / "README.md").read_text()
+    assert "whisper-base-ct2" in card and "test1" in card
+    provenance = json.loads((export / "provenance.json").read_text())
+    if head == "fusion":
+        chain = provenance[demo["text"]]["texts"]
+        assert [t["kind"] for t in chain] == ["corrected", "asr"] and chain[0]["aec_weights_sha256"]
+    # no run directory and no store around: only the export and the wav files
+    shutil.move(str(run), str(tmp_path / "hidden-run"))
+    store_aside = tmp_path / "hidden-store"
+    shutil.move(str(demo["store"]), str(store_aside))
+    try:
+        wavs = [str(demo["corpus"] / "Audios" / u) for u in demo["test1"]]
+        out = tmp_path / "preds.csv"
+        assert cli.main(["predict", str(export), *wavs, "--out", str(out), "--device", "cpu"]) == 0
+    finally:
+        shutil.move(str(store_aside), str(demo["store"]))
+        shutil.move(str(tmp_path / "hidden-run"), str(run))
+    letters = json.loads((export / "classes.json").read_text())["letters"]
+    preds = _read(out)
+    _check_reproduces(preds, _read(run / "predictions_test1.csv"), letters)
+    if head == "fusion":
+        assert all(r["transcript"] is not None for r in preds.values())
+
+
+def test_bad_files_get_error_rows_and_the_rest_predictions(demo, tmp_path):
+    good = demo["corpus"] / "Audios" / demo["test1"][0]
+    silent, short = tmp_path / "silent.wav", tmp_path / "short.wav"
+    sf.write(silent, np.zeros(16000, np.float32), 16000)
+    sf.write(short, (0.1 * np.random.default_rng(0).standard_normal(100)).astype(np.float32), 16000)
+    out = tmp_path / "preds.jsonl"
+    argv = ["predict", "--run", str(demo["runs"]["fusion"]), str(good), str(tmp_path / "missing.wav"), str(silent),
+            str(short), "--out", str(out), "--device", "cpu"]
+    assert cli.main(argv) == 0
+    rows = {r["FileName"]: r for r in map(json.loads, out.read_text().splitlines())}
+    assert rows[good.name]["status"] == "ok" and rows[good.name]["Prediction"]
+    assert "file not found" in rows["missing.wav"]["error"]
+    assert "is silent" in rows["silent.wav"]["error"]
+    assert "too short" in rows["short.wav"]["error"]
+    assert all(rows[n]["status"] == "error" and "Prediction" not in rows[n]
+               for n in ("missing.wav", "silent.wav", "short.wav"))
+
+
+def test_segments_store_cache_and_refusals(demo, tmp_path, capsys):
+    from sercache.cache import open_store
+
+    wav = demo["corpus"] / "Audios" / demo["test1"][1]
+    long_wav = tmp_path / "long.wav"
+    samples, rate = sf.read(wav, dtype="float32")
+    sf.write(long_wav, np.concatenate([samples] * 4), rate)
+    out = tmp_path / "series.csv"
+    assert cli.main(["predict", str(demo["runs"]["audio"]), str(long_wav), "--segment", "1", "--out", str(out),
+                     "--device", "cpu"]) == 0
+    rows = list(csv.DictReader(open(out)))
+    seconds = 4 * len(samples) / rate
+    assert len(rows) == int(seconds // 1) and all(r["status"] == "ok" for r in rows)
+    assert float(rows[0]["start"]) == 0 and abs(float(rows[-1]["end"]) - seconds) < 1e-3
+
+    # --store caches what it computes through the extraction writer; a second call reuses it
+    cache = tmp_path / "cache"
+    argv = ["predict", str(demo["runs"]["fusion"]), str(wav), "--store", str(cache), "--out", str(tmp_path / "a.csv"),
+            "--device", "cpu"]
+    assert cli.main(argv) == 0
+    st = open_store(cache)
+    assert wav.name in st[AUDIO] and wav.name in st[demo["text"]]
+    memory = tmp_path / "m.csv"
+    assert cli.main(["predict", str(demo["runs"]["fusion"]), str(wav), "--out", str(memory), "--device", "cpu"]) == 0
+    a, m = _read(tmp_path / "a.csv")[wav.name], _read(memory)[wav.name]
+    assert a["Prediction"] == m["Prediction"]
+    capsys.readouterr()
+    assert cli.main(argv) == 0
+    assert "nothing to do" in capsys.readouterr().err
+
+    # a recorded model replaced by other weights is refused, naming the model
+    other = tmp_path / "other-minilm"
+    from sercache.extract.bundled import resolve_bundled
+
+    shutil.copytree(resolve_bundled("all-minilm-l6-v2"), other)
+    weights = next(other.glob("*.safetensors"))
+    weights.write_bytes(weights.read_bytes()[:-4] + b"\0\0\0\0")
+    code = cli.main(["predict", str(demo["runs"]["fusion"]), str(wav), "--model-path", f"text={other}",
+                     "--device", "cpu"])
+    assert code == 2
+    assert "weights sha256" in capsys.readouterr().err
