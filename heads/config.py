@@ -28,9 +28,10 @@ def opt(default: Any, help: str, choices: Sequence[Any] | None = None, group: st
 
 
 # Named groups of settings, applied under the values a user gives (see HeadConfig.from_values).
-# small-data: for a few hundred to a few thousand training files (IEMOCAP-sized corpora), where the
-# paper's 512-wide head at batch 128 and lr 1e-4 takes too few optimiser steps to learn (BENCHMARKS.md,
-# "Learning"): a narrower head, smaller batches, a higher learning rate and more epochs.
+# small-data: for a few hundred to a few thousand training files (IEMOCAP-sized corpora): the paper's
+# 512-wide head at batch 128 takes 4 optimiser steps per epoch on 500 files and costs ~10x more per epoch
+# on a CPU; a narrower head, smaller batches, a higher learning rate and more epochs (BENCHMARKS.md,
+# "Learning", has what it reaches against the baselines).
 PRESETS: dict[str, dict[str, Any]] = {
     "small-data": {"hidden": 128, "d_model": 128, "ff_dim": 256, "dropout": 0.2, "batch_size": 32, "lr": 5e-4,
                    "max_epochs": 30, "patience": 10},
@@ -94,7 +95,7 @@ class HeadConfig:
     pooling: str = opt("mean", "masked mean pooling or attentive statistics pooling", ("mean", "attentive"),
                        group="model")
     input_norm: bool = opt(True, "standardise every input channel with the train split's mean and std (kept in "
-                                 "the checkpoint): cached encoder channels differ in scale by orders of magnitude",
+                                 "the checkpoint): cached encoder channels differ widely in scale and offset",
                            group="model")
     head: str = opt("paper", "paper: MLP -> transformer -> pooling -> fusion MLP; baseline: the Odyssey 2024 "
                              "challenge baseline's shape (no transformer, attentive statistics pooling: sets "

@@ -85,10 +85,10 @@ class AttentiveStatsPool(nn.Module):
 class InputNorm(nn.Module):
     """(x - mean) / std per input channel, with the training split's statistics kept as buffers.
 
-    Cached encoder outputs have channels whose scales differ by orders of magnitude (Whisper and
-    WavLM have a few outlier dimensions in the hundreds); without this, those channels dominate the
-    first layer and small-data training spends its few steps rescaling them. Stored in the checkpoint,
-    so inference applies exactly the training statistics.
+    Cached encoder outputs have channels of very different scale and offset (whisper-base's last
+    layer: per-channel std 0.65 to 5.8 and a channel whose mean is 10.5); without this, the large
+    channels dominate the first layer and small-data training spends its few steps rescaling them.
+    Stored in the checkpoint, so inference applies exactly the training statistics.
     """
 
     def __init__(self, frame_shape: Sequence[int]):
