@@ -201,7 +201,7 @@ def test_seeds_share_one_data_load_and_summarise(corpus, tmp_path, monkeypatch):
     loads, reads = [], []
     real_load, real_read = data.FeaturePool._load, labels_module.read_labels
     monkeypatch.setattr(data.FeaturePool, "_load",
-                        lambda self, name, ids: loads.append(name) or real_load(self, name, ids))
+                        lambda self, name, ids, *rest: loads.append(name) or real_load(self, name, ids, *rest))
     monkeypatch.setattr(labels_module, "read_labels", lambda *a, **k: reads.append(a) or real_read(*a, **k))
     out = tmp_path / "seeds"
     result = train(config(corpus, out, seeds=["0", "1", "2"], max_epochs=2), verbose=False)
