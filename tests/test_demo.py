@@ -12,8 +12,9 @@ import pytest
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not installed (bin/setup-env)")]
 
-# A few hundred files: Whisper transcription (~0.7 s per file on 2 cores) is most of the run time.
-CI_SIZES = dict(train=200, dev=56, test1=56, test2=0, test3=0)
+# A few hundred files: Whisper transcription (~0.8 s a file on 2 cores) is about half of the run time; the
+# whole test took 11 min on the shared 2-core development VM, about 6 when the machine is its own.
+CI_SIZES = dict(train=200, dev=48, test1=48, test2=0, test3=0)
 HEADS = {"probe", "fusion-focal-prior", "fusion-ce-uniform", "audio-only", "text-only"}
 
 
@@ -50,10 +51,8 @@ def test_ci_size_demo_learns_and_reruns_from_cache(tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     chance = summary["baselines"]["chance"]["test1"]["macro_f1"]
     assert 0.05 < chance < 0.14  # 8 classes; less than 1/8 where the consensus is imbalanced
-    # Held-out speakers, 8 classes, noisy labels: the paper's head must clear chance by a wide margin.
     paper = metrics["fusion-focal-prior"]["test1"]["macro_f1"]
-    assert paper > chance + 0.08, (paper, chance, {k: m["test1"]["macro_f1"] for k, m in metrics.items()})
-    assert summary["ceiling"]["Test1"]["macro_f1"] > paper
+    assert summary["ceiling"]["Test1"]["macro_f1"] > max(paper, metrics["probe"]["test1"]["macro_f1"])
 
     vote = json.loads((out / "ensemble-vote/seed0/metrics.json").read_text())
     assert vote["method"] == "vote" and len(vote["members"]) == 4
@@ -71,3 +70,8 @@ def test_ci_size_demo_learns_and_reruns_from_cache(tmp_path):
     assert (out / "aec/metrics.json").stat().st_mtime == aec_mtime
     rerun = json.loads((out / "runs/fusion-focal-prior/seed0/metrics.json").read_text())
     assert rerun["epochs_run"] == 1
+
+    # Last, so that a head that does not learn still lets every check above run. Held-out speakers,
+    # 8 classes, noisy labels: the paper's head (first run, seed 0) must clear chance by a wide margin.
+    scores = {k: round(m["test1"]["macro_f1"], 3) for k, m in metrics.items()}
+    assert paper > chance + 0.08, f"paper head Test1 Macro-F1 {paper:.3f}, chance {chance:.3f}; all: {scores}"
