@@ -55,7 +55,7 @@ def test_attentive_pool_ignores_padding():
     torch.testing.assert_close(pool(x[:1, :3], m[:1, :3]), pool(x, m)[:1])
 
 
-@pytest.mark.parametrize("fusion", ["early", "late", "deep"])
+@pytest.mark.parametrize("fusion", ["early", "late", "deep", "tensor", "lowrank"])
 @pytest.mark.parametrize("pooling", ["mean", "attentive"])
 def test_padding_never_changes_outputs(fusion, pooling):
     spec = HeadSpec(inputs={"audio": [12], "text": [6]}, n_classes=8, task="both", aux="gender", fusion=fusion,
