@@ -6,6 +6,11 @@ Two backends over the same manifests as audio extraction:
   go through `whisper.transcribe`.
 * faster-whisper (CTranslate2): `WhisperModel.transcribe` per utterance (its batched pipeline
   batches the chunks of one long recording, not separate short clips).
+Whisper modes (faster-whisper): `padded` (default) encodes the 30-s window every Whisper model was
+trained on; `trimmed` encodes only the clip plus `trim_margin` seconds of silence, about 30 s / (duration
++ margin) times less encoder compute for short clips. The margin matters: decoding straight from the
+clip's own frames breaks down (whisper-base on espeak clips: 143 % WER trimmed, 25 % with a 3-s margin,
+29 % padded; BENCHMARKS.md has the measurement). Clips longer than 30 s minus the margin are decoded padded.
 Decoding is deterministic: temperature 0 without fallback, beam search, no conditioning on
 previous text. Whisper's own no-speech rule applies (no_speech_prob > 0.6 and avg_logprob < -1
 gives an empty transcript), and empty or silent audio gives "" without running the model.
@@ -27,6 +32,7 @@ from sercache.cache.texts import TextSetWriter
 from .audio import SAMPLE_RATE, AudioError, load
 from .config import ON_ERROR
 from .manifest import Utterance, load_manifest
+from .whisper import WHISPER_MODES
 
 BACKENDS = ("faster-whisper", "openai-whisper")
 NO_SPEECH_PROB, LOGPROB_FLOOR = 0.6, -1.0
@@ -48,6 +54,11 @@ class TranscribeConfig:
     part_size: int = field(default=256, metadata={"help": "transcripts per committed part (unit of resume)"})
     device: str = field(default="auto", metadata={"help": "cpu, cuda or auto"})
     compute_type: str = field(default="default", metadata={"help": "faster-whisper compute type (int8, float16, ...)"})
+    whisper_mode: str = field(default="padded", metadata={
+        "help": "padded: encode the 30-s window (as Whisper was trained); trimmed (faster-whisper only): encode the "
+                "clip plus --trim-margin seconds of silence, several times faster on short clips",
+        "choices": WHISPER_MODES})
+    trim_margin: float = field(default=3.0, metadata={"help": "seconds of silence after each clip in trimmed mode"})
     on_error: str = field(default="stop", metadata={"help": "unreadable/missing audio: stop or skip",
                                                      "choices": ON_ERROR})
     progress: bool = field(default=True, metadata={"help": "show a progress bar"})
@@ -68,9 +79,32 @@ class FasterWhisperBackend:
         self.path = resolve_bundled(cfg.model) or cfg.model
         self.model = WhisperModel(self.path, device=_device(cfg.device), compute_type=cfg.compute_type)
         self.cfg = cfg
+        self.margin = int(round(cfg.trim_margin * SAMPLE_RATE))
 
     def transcribe(self, audios: list[np.ndarray]) -> list[dict[str, Any]]:
-        return [self._one(a) for a in audios]
+        trimmed = self.cfg.whisper_mode == "trimmed"
+        return [self._trimmed(a) if trimmed and len(a) + self.margin <= WINDOW_SAMPLES else self._one(a)
+                for a in audios]
+
+    def _trimmed(self, audio: np.ndarray) -> dict[str, Any]:
+        """One clip decoded from the encoder frames of clip + margin; faster-whisper's own decoding settings
+        (temperature 0, suppress blank and the model's suppress tokens, length penalty 1)."""
+        import ctranslate2
+        from faster_whisper.tokenizer import Tokenizer
+
+        mel = self.model.feature_extractor(np.pad(audio.astype(np.float32), (0, self.margin)), padding=0)
+        mel = np.ascontiguousarray(mel[None, :, : mel.shape[1] // 2 * 2], dtype=np.float32)  # the conv halves it
+        ct2 = self.model.model
+        tokenizer = Tokenizer(self.model.hf_tokenizer, ct2.is_multilingual, task="transcribe",
+                              language=self.cfg.language)
+        prompt = [*tokenizer.sot_sequence, tokenizer.no_timestamps]
+        encoded = ct2.encode(ctranslate2.StorageView.from_array(mel), to_cpu=False)
+        result = ct2.generate(encoded, [prompt], beam_size=self.cfg.beam_size, length_penalty=1.0,
+                              max_length=self.model.max_length, return_scores=True, return_no_speech_prob=True,
+                              suppress_blank=True, suppress_tokens=[-1])[0]
+        tokens = result.sequences_ids[0]
+        avg_logprob = result.scores[0] * len(tokens) / (len(tokens) + 1)  # faster-whisper's, length penalty 1
+        return _combine([(tokenizer.decode(tokens), avg_logprob, result.no_speech_prob, len(tokens))])
 
     def _one(self, audio: np.ndarray) -> dict[str, Any]:
         segments, _ = self.model.transcribe(audio, language=self.cfg.language, beam_size=self.cfg.beam_size,
@@ -135,6 +169,11 @@ def _combine(segments: list[tuple[str, float, float, int]]) -> dict[str, Any]:
 def load_backend(cfg: TranscribeConfig):
     if cfg.backend not in BACKENDS:
         raise ValueError(f"unknown backend {cfg.backend!r}; choose one of {BACKENDS}")
+    if cfg.whisper_mode not in WHISPER_MODES:
+        raise ValueError(f"unknown --whisper-mode {cfg.whisper_mode!r}; choose one of {WHISPER_MODES}")
+    if cfg.whisper_mode == "trimmed" and cfg.backend != "faster-whisper":
+        raise ValueError("--whisper-mode trimmed needs --backend faster-whisper (openai-whisper's encoder takes the "
+                         "30-s window only)")
     return FasterWhisperBackend(cfg) if cfg.backend == "faster-whisper" else OpenAIWhisperBackend(cfg)
 
 
@@ -143,6 +182,18 @@ def default_text_name(cfg: TranscribeConfig) -> str:
 
     model = Path(cfg.model.rstrip("/")).name.removesuffix(".pt")
     return cfg.name or f"asr/{model}"
+
+
+def config_from_metadata(meta: dict[str, Any], model: str, device: str, **paths: str) -> TranscribeConfig:
+    """The TranscribeConfig that decodes new audio as a text set's recorded settings did (`predict`); text sets
+    written before a setting was recorded get that setting's old default."""
+    decoding = meta.get("decoding") or {}
+    return TranscribeConfig(input=paths.get("input", ""), store=paths.get("store", ""), model=model,
+                            backend=meta.get("backend") or "faster-whisper", language=meta.get("language") or "en",
+                            beam_size=int(decoding.get("beam_size", 5)), batch_size=int(decoding.get("batch_size", 16)),
+                            device=device, compute_type=meta.get("compute_type") or "default",
+                            whisper_mode=decoding.get("whisper_mode", "padded"),
+                            trim_margin=float(decoding.get("trim_margin", 3.0)), progress=False)
 
 
 @dataclass
@@ -175,7 +226,8 @@ def run_transcription(cfg: TranscribeConfig) -> TranscriptionSummary:
                             "weights_sha256": model_digest(str(backend.path)), "compute_type": cfg.compute_type,
                             "backend": cfg.backend, "source": None, "language": cfg.language,
                             "decoding": {"beam_size": cfg.beam_size, "temperature": 0.0,
-                                         "condition_on_previous_text": False, "batch_size": cfg.batch_size}})
+                                         "condition_on_previous_text": False, "batch_size": cfg.batch_size,
+                                         "whisper_mode": cfg.whisper_mode, "trim_margin": cfg.trim_margin}})
     bar = tqdm(total=len(todo), unit="utt", desc=name, disable=not cfg.progress)
     for start in range(0, len(todo), cfg.part_size):
         chunk = todo[start:start + cfg.part_size]

@@ -23,7 +23,7 @@ import csv
 import json
 import sys
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -338,15 +338,11 @@ class Chain:
 
     def _transcribe(self, meta: dict[str, Any], audio: dict[str, np.ndarray], items: dict[str, Item]
                     ) -> dict[str, str]:
-        from sercache.extract.transcribe import TranscribeConfig, load_backend
+        from sercache.extract.transcribe import config_from_metadata, load_backend
 
         path = resolve_model("asr", f"ASR model of text set {meta.get('name')!r}",
                              [meta.get("model_path"), meta.get("model")], meta.get("weights_sha256"), self.overrides)
-        decoding = meta.get("decoding") or {}
-        cfg = TranscribeConfig(input="", store="", model=path, backend=meta.get("backend") or "faster-whisper",
-                               language=meta.get("language") or "en", beam_size=int(decoding.get("beam_size", 5)),
-                               batch_size=int(decoding.get("batch_size", 16)), device=self.device.type,
-                               compute_type=meta.get("compute_type") or "default", progress=False)
+        cfg = config_from_metadata(meta, path, self.device.type)
         backend = load_backend(cfg)
         ids = [u for u in audio if not items[u].error]
         texts: dict[str, str] = {}
@@ -398,7 +394,7 @@ def _through_store(store: str, recipes: dict[str, FeatureRecipe], audio_items_: 
     from sercache.cache.texts import TextSet
     from sercache.extract import ExtractConfig, run_extraction
     from sercache.extract.aec import correct_text_set
-    from sercache.extract.transcribe import TranscribeConfig, run_transcription
+    from sercache.extract.transcribe import config_from_metadata, run_transcription
 
     good = [i for i in audio_items_ if not i.error]
     with tempfile.TemporaryDirectory() as tmp:
@@ -425,14 +421,9 @@ def _through_store(store: str, recipes: dict[str, FeatureRecipe], audio_items_: 
                     path = resolve_model("asr", f"ASR model of text set {meta_t.get('name')!r}",
                                          [meta_t.get("model_path"), meta_t.get("model")], meta_t.get("weights_sha256"),
                                          chain.overrides)
-                    decoding = meta_t.get("decoding") or {}
-                    run_transcription(TranscribeConfig(
-                        input=str(manifest), store=store, model=meta_t.get("model") if path in (
-                            meta_t.get("model_path"), meta_t.get("model")) else path, name=meta_t["name"],
-                        backend=meta_t.get("backend") or "faster-whisper", language=meta_t.get("language") or "en",
-                        beam_size=int(decoding.get("beam_size", 5)), batch_size=int(decoding.get("batch_size", 16)),
-                        device=chain.device.type, compute_type=meta_t.get("compute_type") or "default",
-                        on_error="skip", progress=False))
+                    model = meta_t.get("model") if path in (meta_t.get("model_path"), meta_t.get("model")) else path
+                    cfg = config_from_metadata(meta_t, model, chain.device.type, input=str(manifest), store=store)
+                    run_transcription(replace(cfg, name=meta_t["name"], on_error="skip"))
                 elif meta_t.get("kind") == "corrected":
                     path = resolve_model("aec", f"AEC model of text set {meta_t.get('name')!r}",
                                          [meta_t.get("model_path"), meta_t.get("model")],

@@ -91,4 +91,9 @@ def check_info(path: str | Path, info: dict[str, Any], classes: Sequence[str] | 
 
 
 def provenance(meta: dict) -> dict:
-    return {k: meta.get(k) for k in ("name", *PROVENANCE_KEYS)}
+    """What a checkpoint records of a feature set: the keys compared on load, and for text features the chain
+    of transcripts behind them (ASR -> AEC settings), so `predict` can rerun it without the store."""
+    out = {k: meta.get(k) for k in ("name", *PROVENANCE_KEYS)}
+    if meta.get("text_chain"):
+        out["text_chain"] = meta["text_chain"]
+    return out

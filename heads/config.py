@@ -17,6 +17,7 @@ from .errors import HeadError
 from .labels import CORPORA
 from .losses import LOSSES, SOFT_LOSSES
 from .sampling import SAMPLERS
+from .schedule import SCHEDULES
 
 
 def opt(default: Any, help: str, choices: Sequence[Any] | None = None, group: str = "general") -> Any:
@@ -92,6 +93,13 @@ class HeadConfig:
     deep_layers: int = opt(2, "transformer layers over the time-concatenated modalities (--fusion deep)",
                            group="model")
     dropout: float = opt(0.1, "dropout", group="model")
+    frame_stride: int = opt(1, "audio frames: the mean of every k consecutive valid frames enters the frame MLP "
+                               "(k = 4: 50 -> 12.5 frames/s, about k times less transformer compute; 1: every "
+                               "frame, the paper's)", group="model")
+    modality_dropout: float = opt(0.0, "fusion heads: per training sample, with this probability one modality "
+                                       "(drawn uniformly) is left out of the fusion, so the head cannot lean on one "
+                                       "modality alone (ModDrop, Neverova et al. 2015); never applied at inference",
+                                  group="model")
     pooling: str = opt("mean", "masked mean pooling or attentive statistics pooling", ("mean", "attentive"),
                        group="model")
     input_norm: bool = opt(True, "standardise every input channel with the train split's mean and std (kept in "
@@ -123,6 +131,11 @@ class HeadConfig:
                            ("", "P", "S"), group="objective")
     annotation_dropout: float = opt(0.0, "SAIL: drop each annotator with this probability when forming "
                                          "soft labels, per step", group="objective")
+    unimodal_weight: float = opt(0.0, "fusion heads: add this weight x the emotion loss of a classifier on each "
+                                      "modality's pooled vector alone (late fusion: of each branch's own output), so "
+                                      "that no modality is left under-trained (after Wang et al. 2020, \"What makes "
+                                      "training multi-modal classification networks hard?\"); the extra classifiers "
+                                      "are not used to predict", group="objective")
     aux: str = opt("", "auxiliary task", ("", "gender"), group="objective")
     aux_weight: float = opt(1.0, "L = L_emotion + aux_weight * L_aux", group="objective")
     avd_loss: str = opt("ccc", "regression loss for --task both/avd", ("ccc", "mse"), group="objective")
@@ -143,6 +156,13 @@ class HeadConfig:
     weight_decay: float = opt(0.01, "AdamW weight decay", group="training")
     max_epochs: int = opt(20, "maximum epochs", group="training")
     patience: int = opt(5, "early stopping: epochs without dev improvement (0: off)", group="training")
+    schedule: str = opt("plateau", "learning-rate schedule: plateau (the paper's: multiply by --plateau-factor "
+                                   "after --plateau-patience epochs without dev improvement) or cosine (decay to 0 "
+                                   "at the last step of --max-epochs, whatever dev does)", SCHEDULES, group="training")
+    warmup_epochs: float = opt(0.0, "linear learning-rate warm-up over this many epochs, stepped per batch",
+                               group="training")
+    ema_epochs: float = opt(0.0, "evaluate and keep an exponential moving average of the weights over about this "
+                                 "many epochs (decay 1 - 1/(epochs x batches per epoch); 0: off)", group="training")
     plateau_patience: int = opt(2, "ReduceLROnPlateau patience", group="training")
     plateau_factor: float = opt(0.5, "ReduceLROnPlateau factor", group="training")
     grad_clip: float = opt(0.0, "clip gradient norm (0: off)", group="training")
@@ -166,6 +186,12 @@ class HeadConfig:
     seed: int = opt(0, "random seed (same seed, same numbers on CPU)", group="runtime")
     seeds: list = opt([], "train one run per seed over one loaded copy of the data (out/seed<k>) and write "
                           "the mean ± std over seeds to out/seeds.json and seeds.md, e.g. 0,1,2", group="runtime")
+    data_seed: int = opt(-1, "seed of the batch order (which rows form each batch, epoch by epoch); -1: --seed",
+                         group="runtime")
+    lockstep: bool = opt(False, "--seeds / --sweep: train the heads that share their data settings together, one "
+                                "batch gathered once for all (K forward/backward passes); each keeps its own seed "
+                                "for initialisation and dropout, and with --seeds all share the first seed's batch "
+                                "order (--data-seed), recorded in each run's config.json", group="runtime")
     device: str = opt("auto", "cpu, cuda, cuda:N or auto", group="runtime")
     placement: str = opt("auto", "where features live: device memory, pinned host memory, or streamed "
                                  "from the store", ("auto", "device", "host", "stream"), group="runtime")
@@ -175,6 +201,9 @@ class HeadConfig:
                                          "max(|x| / 16, s / 1024)) and de-quantises per batch, so twice the frames of "
                                          "float16 fit on the device", ("float16", "bfloat16", "float8"),
                               group="runtime")
+    prefetch: int = opt(-1, "batches gathered ahead in a background thread (on CUDA, copied on a side stream), so "
+                            "gathering and the host-to-device copy overlap with compute; -1: 2 when the features are "
+                            "in host memory with a GPU, or streamed from the store, else 0", group="runtime")
     amp: str = opt("auto", "bf16 autocast (auto: on for CUDA)", ("auto", "bf16", "off"), group="runtime")
     eval_batch_size: int = opt(512, "batch size for dev/test inference", group="runtime")
     threads: int = opt(0, "torch CPU threads (0: torch default)", group="runtime")
@@ -218,13 +247,20 @@ class HeadConfig:
             raise HeadError("no input: give --features (audio) and/or --text-features")
         if self.d_model % self.heads:
             raise HeadError(f"--d-model {self.d_model} is not divisible by --heads {self.heads}")
-        for name in ("batch_size", "max_epochs", "hidden", "d_model", "eval_batch_size", "bucket_batches"):
+        for name in ("batch_size", "max_epochs", "hidden", "d_model", "eval_batch_size", "bucket_batches",
+                     "frame_stride"):
             if getattr(self, name) < 1:
                 raise HeadError(f"--{flag(name)} must be >= 1")
         if self.fusion_rank < 1:
             raise HeadError("--fusion-rank must be >= 1")
         if self.fusion_dim < 0:
             raise HeadError("--fusion-dim must be >= 0 (0: no projection before the outer product)")
+        if not 0.0 <= self.modality_dropout < 1.0:
+            raise HeadError("--modality-dropout must be in [0, 1)")
+        if self.unimodal_weight < 0:
+            raise HeadError("--unimodal-weight must be >= 0")
+        if self.warmup_epochs < 0 or self.ema_epochs < 0:
+            raise HeadError("--warmup-epochs and --ema-epochs must be >= 0")
         if not 0.0 <= self.mixup_p <= 1.0:
             raise HeadError("--mixup-p must be in [0, 1]")
         if self.select == "macro-f1" and task == "avd":

@@ -107,8 +107,8 @@ def model_card(run, spec: dict[str, Any] | None, heads: list[dict[str, Any]], to
                 if t.get("kind") == "asr":
                     dec = t.get("decoding") or {}
                     lines.append(f"  * text from ASR `{t.get('model')}` ({t.get('backend')}, beam "
-                                 f"{dec.get('beam_size')}, compute {t.get('compute_type', 'default')}), weights "
-                                 f"{_short(t.get('weights_sha256'))}")
+                                 f"{dec.get('beam_size')}, Whisper mode {dec.get('whisper_mode', 'padded')}, compute "
+                                 f"{t.get('compute_type', 'default')}), weights {_short(t.get('weights_sha256'))}")
                 elif t.get("kind") == "corrected":
                     lines.append(f"  * corrected by AEC model `{t.get('model')}`, weights "
                                  f"{_short(t.get('aec_weights_sha256'))}")

@@ -164,16 +164,18 @@ class Targets:
 
 
 class Objective:
-    """L = L_emotion [+ avd_weight L_avd] [+ aux_weight L_gender], built from a HeadConfig."""
+    """L = L_emotion [+ avd_weight L_avd] [+ aux_weight L_gender] [+ unimodal_weight sum_m L_emotion(modality m
+    alone)], built from a HeadConfig."""
 
     def __init__(self, loss: str, weights: torch.Tensor, task: str, gamma: float = 2.0, norm: str = "n",
                  soft_labels: str = "", am_margin: float = 0.2, am_scale: float = 30.0, avd_loss: str = "ccc",
-                 avd_weight: float = 1.0, aux: str = "", aux_weight: float = 1.0):
+                 avd_weight: float = 1.0, aux: str = "", aux_weight: float = 1.0, unimodal_weight: float = 0.0):
         if loss not in LOSSES:
             raise HeadError(f"unknown loss {loss!r}; choose one of {', '.join(LOSSES)}")
         self.loss, self.weights, self.task, self.gamma, self.norm = loss, weights, task, gamma, norm
         self.soft_labels, self.am_margin, self.am_scale = soft_labels, am_margin, am_scale
         self.avd_loss, self.avd_weight, self.aux, self.aux_weight = avd_loss, avd_weight, aux, aux_weight
+        self.unimodal_weight = unimodal_weight
 
     def set_weights(self, weights: torch.Tensor) -> None:
         self.weights = weights
@@ -215,6 +217,9 @@ class Objective:
         total = outputs[next(iter(outputs))].new_zeros((), dtype=torch.float32)
         if self.task in ("class", "both"):
             total = total + self.classification(outputs["logits"], t)
+            if self.unimodal_weight and "unimodal_logits" in outputs:  # each modality's own classifier, summed
+                for logits in outputs["unimodal_logits"]:
+                    total = total + self.unimodal_weight * self.classification(logits, t)
         if self.task == "avd":
             total = total + self.regression(outputs["avd"], t)
         elif self.task == "both":

@@ -49,6 +49,9 @@ class HeadSpec:
     input_norm: bool = False  # per-channel standardisation with train statistics (False in old checkpoints)
     fusion_rank: int = 4  # lowrank: rank of the modality factors
     fusion_dim: int = 32  # tensor: pooled vectors projected to this size before the outer product (0: none)
+    modality_dropout: float = 0.0  # training only: per sample, one modality left out of the fusion with this p
+    frame_stride: int = 1  # audio: mean of every `frame_stride` consecutive valid frames before the frame MLP
+    unimodal_classifiers: bool = False  # fusion: per-modality classifiers on the pooled vectors, trained only
 
     @classmethod
     def from_config(cls, cfg, inputs: dict, n_classes: int) -> "HeadSpec":
@@ -56,7 +59,23 @@ class HeadSpec:
                    aux=cfg.aux, fusion=cfg.fusion, hidden=cfg.hidden, d_model=cfg.d_model, layers=cfg.layers,
                    heads=cfg.heads, ff_dim=cfg.ff_dim, deep_layers=cfg.deep_layers, dropout=cfg.dropout,
                    pooling=cfg.pooling, cosine=cfg.loss == "amsoftmax", input_norm=cfg.input_norm,
-                   fusion_rank=cfg.fusion_rank, fusion_dim=cfg.fusion_dim)
+                   fusion_rank=cfg.fusion_rank, fusion_dim=cfg.fusion_dim, modality_dropout=cfg.modality_dropout,
+                   frame_stride=cfg.frame_stride, unimodal_classifiers=cfg.unimodal_weight > 0)
+
+
+def strided_mean(x: torch.Tensor, mask: torch.Tensor, stride: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean of every `stride` consecutive valid frames ([B, T, D] -> [B, ceil(T / stride), D]) and the mask of
+    the strided frames that hold at least one valid frame; padded frames must already be zero."""
+    if stride <= 1:
+        return x, mask
+    B, T = mask.shape
+    pad = -T % stride
+    if pad:
+        x = F.pad(x, (0, 0, 0, pad))
+        mask = F.pad(mask, (0, pad))
+    counts = mask.view(B, -1, stride).sum(2)
+    total = x.view(B, -1, stride, x.shape[-1]).sum(2)
+    return total / counts.clamp_min(1)[..., None].to(x.dtype), counts > 0
 
 
 def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -121,12 +140,13 @@ def mlp(n_in: int, hidden: int, n_out: int, dropout: float) -> nn.Sequential:
 
 
 class ModalityEncoder(nn.Module):
-    def __init__(self, frame_shape: Sequence[int], spec: HeadSpec):
+    def __init__(self, frame_shape: Sequence[int], spec: HeadSpec, kind: str = "audio"):
         super().__init__()
         frame_shape = list(frame_shape)
         self.norm = InputNorm(frame_shape) if spec.input_norm else None
         self.mix = LayerMix(frame_shape[0]) if len(frame_shape) == 2 and frame_shape[0] > 1 else None
         self.multi = len(frame_shape) == 2
+        self.stride = spec.frame_stride if kind == "audio" else 1
         self.proj = mlp(frame_shape[-1], spec.hidden, spec.d_model, spec.dropout)
         self.encoder = None
         if spec.layers > 0:
@@ -135,17 +155,19 @@ class ModalityEncoder(nn.Module):
         self.pool = AttentiveStatsPool(spec.d_model) if spec.pooling == "attentive" else None
         self.out_dim = 2 * spec.d_model if self.pool is not None else spec.d_model
 
-    def sequence(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def sequence(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Frame vectors [B, T', d_model] and their mask [B, T'] (T' = T unless the frames are strided)."""
         shape = mask.shape + (1,) * (x.dim() - 2)
         if self.norm is not None:
             x = self.norm(x)
         x = torch.where(mask.view(shape), x, torch.zeros((), dtype=x.dtype, device=x.device))
         if self.multi:
             x = self.mix(x) if self.mix is not None else x[:, :, 0]
+        x, mask = strided_mean(x, mask, self.stride)
         h = self.proj(x)
         if self.encoder is not None:
             h = self.encoder(h, src_key_padding_mask=~mask)
-        return h
+        return h, mask
 
     def pooled(self, h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         return self.pool(h, mask) if self.pool is not None else masked_mean(h, mask)
@@ -237,7 +259,7 @@ class FusionHead(nn.Module):
         self.names = [m for m in ("audio", "text") if m in spec.inputs]
         if not self.names:
             raise ValueError("a head needs an audio and/or a text input")
-        self.encoders = nn.ModuleDict({m: ModalityEncoder(spec.inputs[m], spec) for m in self.names})
+        self.encoders = nn.ModuleDict({m: ModalityEncoder(spec.inputs[m], spec, m) for m in self.names})
         # USC: outputs mapped to [min, max] of the training targets; set from data before training.
         self.register_buffer("avd_low", torch.ones(3))
         self.register_buffer("avd_high", torch.full((3,), 7.0))
@@ -259,28 +281,65 @@ class FusionHead(nn.Module):
                 self.deep = nn.TransformerEncoder(layer, max(spec.deep_layers, 1), enable_nested_tensor=False)
                 pooled += spec.d_model
             self.heads = TaskHeads(pooled, spec)
+        if spec.unimodal_classifiers and fusion != "late" and len(self.names) > 1 and spec.task != "avd":
+            self.unimodal = nn.ModuleDict({m: mlp(self.encoders[m].out_dim, spec.hidden, spec.n_classes, spec.dropout)
+                                           for m in self.names})
 
     def forward(self, inputs: dict[str, tuple[torch.Tensor, torch.Tensor]],
                 mix: tuple[torch.Tensor, float] | None = None) -> dict[str, torch.Tensor]:
         """inputs: modality -> (frames [B, T, *frame_shape], mask [B, T]); mix: (permutation, lambda)."""
-        seqs = {m: self.encoders[m].sequence(*inputs[m]) for m in self.names}
-        pools = {m: self.encoders[m].pooled(seqs[m], inputs[m][1]) for m in self.names}
+        seqs, masks = {}, {}
+        for m in self.names:
+            seqs[m], masks[m] = self.encoders[m].sequence(*inputs[m])
+        pools = {m: self.encoders[m].pooled(seqs[m], masks[m]) for m in self.names}
+        keep = self._kept_modalities(next(iter(pools.values())))
         if self.fusion == "late":
             outs = []
             for m in self.names:
                 z = self.branches[m].trunk(pools[m])
                 z = _mix(z, mix)
                 outs.append(self._tasks(self.branches[m], z))
-            return {k: torch.stack([o[k].float() for o in outs]).mean(0) for k in outs[0]}
+            if keep is None:
+                fused = {k: torch.stack([o[k].float() for o in outs]).mean(0) for k in outs[0]}
+            else:
+                w = keep.float() / keep.float().sum(1, keepdim=True)  # the average over the modalities kept
+                fused = {k: torch.einsum("mb...,bm->b...", torch.stack([o[k].float() for o in outs]), w)
+                         for k in outs[0]}
+            if self.training and self.spec.unimodal_classifiers and "logits" in outs[0]:
+                fused["unimodal_logits"] = torch.stack([o["logits"].float() for o in outs])
+            return fused
+        unimodal = None
+        if self.training and hasattr(self, "unimodal"):  # Gradient-Blending-style unimodal supervision
+            unimodal = torch.stack([self.unimodal[m](_mix(pools[m], mix)).float() for m in self.names])
+        if keep is not None:  # a left-out modality contributes zeros to the fusion
+            pools = {m: pools[m] * keep[:, i, None].to(pools[m].dtype) for i, m in enumerate(self.names)}
         parts = [pools[m] for m in self.names]
         if self.fusion in ("tensor", "lowrank"):
-            return self._tasks(self.heads, _mix(self.heads.trunk(self.fuse(parts)), mix))
+            return self._with(self._tasks(self.heads, _mix(self.heads.trunk(self.fuse(parts)), mix)), unimodal)
         if self.fusion == "deep":
             seq = torch.cat([seqs[m] + self.modality_embedding[i] for i, m in enumerate(self.names)], dim=1)
-            mask = torch.cat([inputs[m][1] for m in self.names], dim=1)
+            mask = torch.cat([masks[m] if keep is None else masks[m] & keep[:, i, None]
+                              for i, m in enumerate(self.names)], dim=1)
             parts.append(masked_mean(self.deep(seq, src_key_padding_mask=~mask), mask))
         z = _mix(self.heads.trunk(torch.cat(parts, dim=-1)), mix)
-        return self._tasks(self.heads, z)
+        return self._with(self._tasks(self.heads, z), unimodal)
+
+    @staticmethod
+    def _with(out: dict[str, torch.Tensor], unimodal: torch.Tensor | None) -> dict[str, torch.Tensor]:
+        if unimodal is not None:
+            out["unimodal_logits"] = unimodal  # [M, B, C]: trained, never predicted
+        return out
+
+    def _kept_modalities(self, like: torch.Tensor) -> torch.Tensor | None:
+        """[B, M] bool, training only: each row leaves out one modality (drawn uniformly) with probability p,
+        never all of them; None when nothing is left out (inference, one modality, p = 0)."""
+        p, M = self.spec.modality_dropout, len(self.names)
+        if not self.training or p <= 0 or M < 2:
+            return None
+        B = like.shape[0]
+        dropped = torch.rand(B, device=like.device) < p
+        which = torch.randint(M, (B,), device=like.device)
+        return ~(dropped[:, None] & (which[:, None] == torch.arange(M, device=like.device)[None, :]))
 
     def _tasks(self, heads: TaskHeads, z: torch.Tensor) -> dict[str, torch.Tensor]:
         out = {}

@@ -57,3 +57,14 @@ def padding_waste(batches: list[np.ndarray], lengths: np.ndarray) -> float:
     seen = sum(len(b) * int(lengths[b].max()) for b in batches if len(b))
     real = sum(int(lengths[b].sum()) for b in batches)
     return 1.0 - real / seen if seen else 0.0
+
+
+def batches_per_epoch(groups: np.ndarray, sampler: str, batch_size: int, bucket_batches: int) -> int:
+    """How many batches `length_batches(epoch_order(...))` yields: the schedule needs it before epoch 1."""
+    if sampler == "undersample":
+        rows = int(np.unique(groups, return_counts=True)[1].min()) * len(np.unique(groups))
+    else:
+        rows = len(groups)
+    window = batch_size * max(bucket_batches, 1)
+    full, rest = divmod(rows, window)
+    return full * -(-window // batch_size) + -(-rest // batch_size)

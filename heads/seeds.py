@@ -110,7 +110,16 @@ def train_seeds(cfg: HeadConfig, table=None, pool=None, verbose: bool = True):
         pool = FeaturePool(cfg.store, default_device(cfg.device), cfg.placement, cfg.progress)
     out = Path(cfg.out)
     per_seed = []
-    for seed in seeds:
+    if cfg.lockstep:  # one batch order (the first seed's, or --data-seed) for all; own init and dropout each
+        from .train import train_together
+
+        shared = cfg.data_seed if cfg.data_seed >= 0 else seeds[0]
+        members = [cfg.replace(seeds=[], seed=seed, data_seed=shared, out=str(out / f"seed{seed}")) for seed in seeds]
+        if verbose:
+            print(f"seeds {', '.join(map(str, seeds))} in lockstep (batch order of seed {shared}) -> {out}", flush=True)
+        results = train_together(members, table=table, pool=pool, verbose=verbose)
+        per_seed = [(seed, r.summary) for seed, r in zip(seeds, results)]
+    for seed in seeds if not cfg.lockstep else []:
         if verbose:
             print(f"seed {seed} -> {out / f'seed{seed}'}", flush=True)
         result = train(cfg.replace(seeds=[], seed=seed, out=str(out / f"seed{seed}")), table=table, pool=pool,

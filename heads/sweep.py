@@ -84,7 +84,7 @@ def run_sweep(base: HeadConfig, spec: str, verbose: bool = True) -> list[dict[st
     """Train every config of the sweep that belongs to this rank; rank 0 returns the merged table."""
     from .data import FeaturePool, default_device
     from .labels import read_labels
-    from .train import train
+    from .train import train, train_together
 
     configs = expand(spec)
     out = Path(base.out)
@@ -101,15 +101,22 @@ def run_sweep(base: HeadConfig, spec: str, verbose: bool = True) -> list[dict[st
     device = default_device(base.device)
     pool = FeaturePool(base.store, device, base.placement, base.progress) if base.store else None
     tables: dict[tuple, Any] = {}
-    for i, cfg in enumerate(resolved):
-        if i % world != rank:
+    for g, group in enumerate(sweep_groups(resolved, base.lockstep)):
+        if g % world != rank:
             continue
+        cfg = resolved[group[0]]
         key = (cfg.corpus, cfg.labels, cfg.detailed, tuple(cfg.classes))
         if key not in tables:
             tables[key] = read_labels(cfg.corpus, cfg.labels, cfg.detailed, cfg.classes)
-        result = train(cfg, table=tables[key], pool=pool, verbose=verbose)
-        write_json(out / "results" / f"{i:03d}.json", {"index": i, "name": config_name(i, configs[i]),
-                                                         "overrides": configs[i], "summary": result.summary})
+        if len(group) > 1:
+            if verbose:
+                print(f"lockstep: configs {', '.join(map(str, group))} share their batches", flush=True)
+            results = train_together([resolved[i] for i in group], table=tables[key], pool=pool, verbose=verbose)
+        else:
+            results = [train(cfg, table=tables[key], pool=pool, verbose=verbose)]
+        for i, result in zip(group, results):
+            write_json(out / "results" / f"{i:03d}.json", {"index": i, "name": config_name(i, configs[i]),
+                                                             "overrides": configs[i], "summary": result.summary})
     if world > 1:
         import torch.distributed as dist
 
@@ -119,6 +126,18 @@ def run_sweep(base: HeadConfig, spec: str, verbose: bool = True) -> list[dict[st
     if rank != 0:
         return []
     return merge_results(out, len(configs))
+
+
+def sweep_groups(cfgs: list[HeadConfig], lockstep: bool) -> list[list[int]]:
+    """The units of work, in config order: one config each, or with --lockstep the configs that can share
+    batches (equal data settings and batch-order seed; neural heads of one split) as one group."""
+    from .loop import lockstep_groups
+
+    alone = [i for i, c in enumerate(cfgs) if not lockstep or c.head == "probe" or c.seeds
+             or (c.corpus == "iemocap" and c.fold in ("", "all"))]
+    rest = [i for i in range(len(cfgs)) if i not in alone]
+    groups = [[rest[j] for j in g] for g in lockstep_groups([cfgs[i] for i in rest])] + [[i] for i in alone]
+    return sorted(groups, key=lambda g: g[0])
 
 
 def result_row(record: dict[str, Any]) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""The training loop: prepare (all checks), train with dev selection, write the run directory.
+"""Training a head: prepare (all checks), then the loop (heads/loop.py) with dev selection.
 
 Everything that can be wrong with the inputs is checked in `prepare` before the model exists.
 The loop keeps losses on the device (one .item() per epoch), computes batch shapes on the host
@@ -7,7 +7,6 @@ from known lengths, and evaluates dev on *all* dev utterances (one objective ove
 
 from __future__ import annotations
 
-import math
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -17,20 +16,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from .checkpoint import provenance, save_head
 from .config import HeadConfig
 from .data import FeaturePool, Modality, build_modalities, default_device, missing_rows
 from .errors import HeadError
 from .labels import MSP_NON_CLASS, LabelTable, read_labels
-from .losses import Objective, Targets, class_weights, mixed
+from .losses import Objective, Targets
 from .metrics import balanced_subsample, classification_metrics, regression_metrics
-from .model import FusionHead, HeadSpec
-from .rundir import summary_table, write_epochs, write_json, write_predictions
-from .sampling import epoch_order, length_batches
-
-
-def _note(message: str) -> None:
-    print(message, flush=True)
+from .model import FusionHead
+from .rundir import summary_table
 
 
 @dataclass
@@ -247,7 +240,7 @@ def probabilities(outputs: dict[str, torch.Tensor], cfg: HeadConfig) -> dict[str
     return out
 
 
-def _autocast(device: torch.device, cfg: HeadConfig):
+def autocast(device: torch.device, cfg: HeadConfig):
     use = cfg.amp == "bf16" or (cfg.amp == "auto" and device.type == "cuda")
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=use)
 
@@ -281,7 +274,7 @@ def infer(model: FusionHead, prep: Prepared, rows: np.ndarray, with_loss: Object
     for start in range(0, len(sorted_rows), cfg.eval_batch_size):
         b = sorted_rows[start:start + cfg.eval_batch_size]
         b_t = torch.as_tensor(b).to(prep.device, non_blocking=True)
-        with _autocast(prep.device, cfg):
+        with autocast(prep.device, cfg):
             out = model(batch_inputs(prep, b, b_t, torch.float32))
         for k, v in out.items():
             raw.setdefault(k, []).append(v.float())
@@ -369,7 +362,37 @@ def train(cfg: HeadConfig, table: LabelTable | None = None, pool: FeaturePool | 
         from .folds import run_iemocap_folds
 
         return run_iemocap_folds(cfg, table, pool, verbose)
+    if cfg.head == "probe":  # logistic-regression baseline (heads/probe.py)
+        from .probe import train_probe
+
+        t_start = time.perf_counter()
+        table, pool, device = _inputs(cfg, table, pool)
+        return train_probe(cfg, table, pool, device, verbose, t_start)
+    return train_together([cfg], table, pool, verbose)[0]
+
+
+def train_together(cfgs: list[HeadConfig], table: LabelTable | None = None, pool: FeaturePool | None = None,
+                   verbose: bool = True) -> list[RunResult]:
+    """Train neural heads whose data settings are equal in lockstep (heads/loop.py): one batch gathered once
+    for all of them, each with its own loss, seed, optimiser and checkpoint selection."""
+    from .baseline import resolve_head
+    from .loop import check_lockstep, train_lockstep
+
+    cfgs = [resolve_head(c.validate()) for c in cfgs]
+    check_lockstep(cfgs)
+    cfg = cfgs[0]
+    if any(c.head == "probe" for c in cfgs) or (cfg.corpus == "iemocap" and cfg.fold in ("", "all")):
+        raise HeadError("lockstep training takes neural heads of one split: not --head probe, not IEMOCAP --fold all")
     t_start = time.perf_counter()
+    table, pool, device = _inputs(cfg, table, pool)
+    seed_everything(cfg.seed)
+    prep = prepare(cfg, table, pool, device)
+    return train_lockstep(cfgs, prep, pool.placement, t_start, time.perf_counter(), verbose)
+
+
+def _inputs(cfg: HeadConfig, table: LabelTable | None, pool: FeaturePool | None
+            ) -> tuple[LabelTable, FeaturePool, torch.device]:
+    """The label table (this fold's, for IEMOCAP), the feature pool and the device of a run."""
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     if table is None:
@@ -383,180 +406,4 @@ def train(cfg: HeadConfig, table: LabelTable | None = None, pool: FeaturePool | 
         if not cfg.store:
             raise HeadError("--store is required")
         pool = FeaturePool(cfg.store, device, cfg.placement, cfg.progress)
-    if cfg.head == "probe":  # logistic-regression baseline (heads/probe.py)
-        from .probe import train_probe
-
-        return train_probe(cfg, table, pool, device, verbose, t_start)
-    seed_everything(cfg.seed)
-    prep = prepare(cfg, table, pool, device)
-    t_loaded = time.perf_counter()
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    task = cfg.resolved_task()
-
-    # weights, objective, model
-    C = len(table.classes)
-    weights = np.ones(C, np.float32)
-    if task in ("class", "both"):
-        rows = prep.train if cfg.weights_from == "train" else prep.dev
-        counts = table.class_counts(rows)
-        if cfg.soft_labels and cfg.weights == "prior":
-            counts = table.class_counts(rows[table.label[rows] >= 0])
-        weights = class_weights(counts, cfg.weights, cfg.weight_norm, cfg.weight_power)
-    weights_t = torch.as_tensor(weights).to(device)
-    objective = Objective(cfg.loss, weights_t, task, cfg.gamma, cfg.loss_norm, cfg.soft_labels, cfg.am_margin,
-                          cfg.am_scale, cfg.avd_loss, cfg.avd_weight, cfg.aux, cfg.aux_weight)
-    inputs = {name: m.frame_shape for name, m in prep.modalities.items()}
-    spec = HeadSpec.from_config(cfg, inputs, C)
-    torch.manual_seed(cfg.seed)
-    model = FusionHead(spec).to(device)
-    model.avd_low.copy_(torch.as_tensor(prep.avd_range[0]))
-    model.avd_high.copy_(torch.as_tensor(prep.avd_range[1]))
-    for name, encoder in model.encoders.items():
-        if encoder.norm is not None:
-            encoder.norm.set_statistics(*prep.modalities[name].channel_stats(prep.train))
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="max", factor=cfg.plateau_factor,
-                                                           patience=cfg.plateau_patience)
-    rng = np.random.default_rng(cfg.seed)
-    mix_gen = torch.Generator().manual_seed(cfg.seed + 1)
-    metric_name = selection_metric(cfg)
-    info = {
-        "classes": table.classes.to_dict(), "task": task, "class_weights": weights.tolist(),
-        "features": {name: [provenance(s.meta) for s in m.sets] for name, m in prep.modalities.items()},
-        "avd_range": {"low": prep.avd_range[0], "high": prep.avd_range[1]},
-        "rows": {"train": int(len(prep.train)), "dev": int(len(prep.dev)),
-                 **{f"predict_{s}": int(len(r)) for s, r in prep.predict.items()}},
-        "device": str(device), "placement": pool.placement, "selection_metric": metric_name,
-        "notes": prep.notes, "torch": torch.__version__, "residency": residency(prep),
-    }
-    write_json(out / "config.json", {**cfg.to_dict(), "resolved": info})
-    for note in prep.notes:
-        if verbose:
-            _note(f"note: {note}")
-
-    from tqdm.auto import tqdm
-
-    epochs: list[dict] = []
-    best_value, best_epoch, best_state, since_best = -math.inf, 0, None, 0
-    first_step_s, sampler, wastes = None, cfg.sampler, []
-    dtype = torch.float32
-    for epoch in range(1, cfg.max_epochs + 1):
-        t_epoch = time.perf_counter()
-        if cfg.two_stage_epoch and epoch == cfg.two_stage_epoch:  # MEDUSA stage 2
-            sampler = "undersample"
-            objective.set_weights(torch.ones_like(weights_t))
-            for group in optimizer.param_groups:
-                group["lr"] *= cfg.stage2_lr_factor
-        order = epoch_order(prep.groups, sampler, rng)
-        batches = length_batches(prep.train[order], prep.sort_lengths, cfg.batch_size, cfg.bucket_batches, rng)
-        waste = _waste(prep, batches)
-        wastes.append(waste)
-        all_rows_t = torch.as_tensor(np.concatenate(batches)).to(device, non_blocking=True)
-        mix_draws = torch.rand(len(batches), generator=mix_gen) < cfg.mixup_p if cfg.mixup_p > 0 else None
-        lams = np.random.default_rng(cfg.seed + epoch).beta(cfg.mixup_alpha, cfg.mixup_alpha, len(batches)) \
-            if cfg.mixup_p > 0 else None
-        model.train()
-        loss_sum = torch.zeros((), device=device)
-        start = 0
-        bar = tqdm(batches, desc=f"epoch {epoch}", leave=False, disable=not (cfg.progress and verbose))
-        for i, rows in enumerate(bar):
-            rows_t = all_rows_t[start:start + len(rows)]
-            start += len(rows)
-            x = batch_inputs(prep, rows, rows_t, dtype)
-            targets = prep.targets(rows_t, train=True)
-            with _autocast(device, cfg):
-                if mix_draws is not None and bool(mix_draws[i]):
-                    perm = torch.randperm(len(rows), generator=mix_gen).to(device)
-                    lam = float(lams[i])
-                    outputs = model(x, (perm, lam))
-                    other = Targets(targets.label[perm], None if targets.soft is None else targets.soft[perm],
-                                    targets.avd[perm], targets.gender[perm])
-                    loss = mixed(objective, outputs, targets, other, lam)
-                else:
-                    loss = objective(model(x), targets)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.grad_clip:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            optimizer.step()
-            loss_sum += loss.detach()
-            if first_step_s is None:
-                if device.type == "cuda":
-                    torch.cuda.synchronize(device)
-                first_step_s = time.perf_counter() - t_start
-        train_loss = float(loss_sum) / max(len(batches), 1)
-        t_train = time.perf_counter() - t_epoch
-        pred, dev_loss = infer(model, prep, prep.dev, objective)
-        metrics = evaluate(prep, prep.dev, pred)
-        value = selection_value(prep, prep.dev, pred, metrics, metric_name, cfg.seed)
-        if not math.isfinite(train_loss):
-            raise HeadError(f"epoch {epoch}: training loss is {train_loss}; lower --lr or check the features")
-        scheduler.step(value if math.isfinite(value) else -math.inf)
-        improved = value > best_value
-        if improved:
-            best_value, best_epoch, since_best = value, epoch, 0
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        else:
-            since_best += 1
-        record = {"epoch": epoch, "train_loss": train_loss, "dev_loss": dev_loss, "lr": optimizer.param_groups[0]["lr"],
-                  "sampler": sampler, "selection": value, "best": improved, "train_s": t_train,
-                  "epoch_s": time.perf_counter() - t_epoch, "padding_waste": waste, "batches": len(batches),
-                  **{f"dev_{k}": v for k, v in metrics.items()}}
-        epochs.append(record)
-        write_epochs(out, epochs)
-        if verbose:
-            _note(f"epoch {epoch:>2}  loss {train_loss:.4f}  dev {metric_name} {value:.4f}{'  *' if improved else ''}"
-                  f"  ({record['epoch_s']:.1f} s)")
-        if cfg.patience and since_best >= cfg.patience:
-            break
-
-    if best_state is None:
-        raise HeadError(f"no epoch gave a finite dev {metric_name} (selection metric); check the dev labels "
-                        f"of split {cfg.dev_split!r} and --select")
-    model.load_state_dict(best_state)
-    info.update(best_epoch=best_epoch, selection_value=best_value, layer_weights=model.layer_weights())
-    if cfg.save_checkpoint:
-        save_head(out / "best.safetensors", model, {**info, "config": cfg.to_dict()})
-    splits: dict[str, dict] = {}
-    for split, rows in prep.predict.items():
-        if not len(rows):
-            continue
-        pred, _ = infer(model, prep, rows)
-        write_predictions(out / f"predictions_{split}.csv", [table.ids[i] for i in rows], table.classes.letters,
-                          table.letter[rows].tolist(), pred, table.attributes[rows])
-        m = evaluate(prep, rows, pred)
-        if m:
-            splits[split] = m
-    dev_pred, _ = infer(model, prep, prep.dev)
-    splits[cfg.dev_split] = {**splits.get(cfg.dev_split, {}), **evaluate(prep, prep.dev, dev_pred)}
-    splits = {cfg.dev_split: splits.pop(cfg.dev_split), **splits}
-    epoch_times = [e["train_s"] for e in epochs]
-    summary = {
-        "out": str(out), "dev_split": cfg.dev_split, "best_epoch": best_epoch, "epochs_run": len(epochs),
-        "selection": {"metric": metric_name, "value": best_value}, "splits": splits,
-        "timing": {"total_s": time.perf_counter() - t_start, "load_s": t_loaded - t_start,
-                   "first_step_s": first_step_s or 0.0, "epoch_s_mean": float(np.mean(epoch_times)),
-                   "epoch_s": epoch_times, "padding_waste": float(np.mean(wastes))},
-        "class_weights": weights.tolist(), "classes": list(table.classes.letters), "notes": prep.notes,
-    }
-    write_json(out / "metrics.json", summary)
-    result = RunResult(out, summary)
-    if verbose:
-        _note(result.table())
-    if cfg.tune_bias and task in ("class", "both"):
-        from .decision import tune_run
-
-        tune_run(out, "bias", seed=cfg.seed, verbose=verbose)
-    return result
-
-
-def _waste(prep: Prepared, batches: list[np.ndarray]) -> float:
-    """Padding share over all frames the transformers see (every modality together)."""
-    seen = real = 0
-    for m in prep.modalities.values():
-        for b in batches:
-            lengths = m.lengths[b]
-            seen += len(b) * int(lengths.max())
-            real += int(lengths.sum())
-    return 1.0 - real / seen if seen else 0.0
+    return table, pool, device

@@ -72,8 +72,10 @@ def transcribe(corpus: Path, store: Path) -> None:
     from sercache.extract.text_cli import read_human_transcripts
     from sercache.extract.transcribe import TranscribeConfig, run_transcription
 
+    # Trimmed: each clip plus 3 s of silence instead of the 30-s window, ~6x less encoder compute on these
+    # 2-5 s clips at an equal WER (BENCHMARKS.md, "Transcription"); the text set records the mode.
     run_transcription(TranscribeConfig(input=str(corpus), store=str(store), model="whisper-base-ct2",
-                                       compute_type="int8", beam_size=1, device="cpu"))
+                                       compute_type="int8", beam_size=1, device="cpu", whisper_mode="trimmed"))
     writer = TextSetWriter(open_store(store), HUMAN)
     writer.ensure_metadata({"kind": "human", "model": None, "source": str(corpus / "Transcripts")})
     texts = read_human_transcripts(corpus / "Transcripts")

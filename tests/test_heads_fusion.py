@@ -26,7 +26,7 @@ def spec(fusion: str, **kw) -> HeadSpec:
 
 
 def pooled(model: FusionHead, inputs) -> dict[str, torch.Tensor]:
-    return {m: model.encoders[m].pooled(model.encoders[m].sequence(*inputs[m]), inputs[m][1]) for m in model.names}
+    return {m: model.encoders[m].pooled(*model.encoders[m].sequence(*inputs[m])) for m in model.names}
 
 
 def one(z: torch.Tensor) -> torch.Tensor:

@@ -114,3 +114,66 @@ def test_cosine_classifier_outputs_cosines():
     spec = HeadSpec(inputs={"audio": [12]}, n_classes=4, hidden=16, d_model=8, ff_dim=16, cosine=True)
     out = FusionHead(spec).eval()({"audio": batch()["audio"]})["logits"]
     assert (out.abs() <= 1 + 1e-5).all()
+
+
+def test_strided_mean_is_the_mean_of_valid_frames_per_window():
+    from sercache.heads.model import strided_mean
+
+    x = torch.randn(2, 7, 3)
+    mask = torch.tensor([[1] * 7, [1] * 4 + [0] * 3], dtype=torch.bool)
+    x = torch.where(mask[..., None], x, torch.zeros(()))
+    out, m = strided_mean(x, mask, 3)
+    assert out.shape == (2, 3, 3) and m.tolist() == [[True] * 3, [True, True, False]]
+    torch.testing.assert_close(out[0, 2], x[0, 6])  # the last window holds one frame
+    torch.testing.assert_close(out[1, 1], x[1, 3])  # frames 4, 5 are padding
+    torch.testing.assert_close(out[0, 0], x[0, :3].mean(0))
+    same, same_mask = strided_mean(x, mask, 1)
+    assert same is x and same_mask is mask
+
+
+@pytest.mark.parametrize("fusion", ["early", "deep"])
+def test_frame_stride_keeps_padding_invariance(fusion):
+    spec = HeadSpec(inputs={"audio": [12], "text": [6]}, n_classes=8, fusion=fusion, hidden=16, d_model=8, ff_dim=16,
+                    frame_stride=3)
+    model = FusionHead(spec).eval()
+    clean = batch()
+    with torch.no_grad():
+        a, b = model(clean), model(garbage(clean))
+        single = {k: (x[:1, :int(m[0].sum())], m[:1, :int(m[0].sum())]) for k, (x, m) in clean.items()}
+        c = model(single)
+        strided = model.encoders["audio"].sequence(*clean["audio"])[1]
+    assert strided.shape == (3, 4) and strided.sum(1).tolist() == [3, 2, 3]  # ceil(9/3), ceil(4/3), ceil(7/3)
+    torch.testing.assert_close(a["logits"], b["logits"])
+    torch.testing.assert_close(a["logits"][:1], c["logits"], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("fusion", ["early", "late", "deep", "tensor", "lowrank"])
+def test_modality_dropout_leaves_a_modality_out_in_training_only(fusion):
+    spec = HeadSpec(inputs={"audio": [12], "text": [6]}, n_classes=8, fusion=fusion, hidden=16, d_model=8, ff_dim=16,
+                    dropout=0.0, modality_dropout=0.9)
+    model = FusionHead(spec)
+    clean = batch(lengths_a=(9, 4, 7, 5, 8, 6), lengths_t=(3, 5, 2, 4, 1, 6))
+    torch.manual_seed(3)
+    keep = model.train()._kept_modalities(clean["audio"][0])
+    assert keep.any(1).all() and (~keep).any()  # never both left out; p = 0.9 leaves some out
+    shaken = {"audio": (clean["audio"][0] * 5 + 1, clean["audio"][1]), "text": (clean["text"][0] * 5 + 1,
+                                                                               clean["text"][1])}
+    outs = []
+    for inputs in (clean, shaken):
+        torch.manual_seed(3)  # the same rows leave out the same modality
+        with torch.no_grad():
+            outs.append(model(inputs)["logits"])
+    # a row that kept only modality m gives the same output when the other modality changes
+    for i, m in enumerate(("audio", "text")):
+        other = {"audio": "text", "text": "audio"}[m]
+        mixed = {m: clean[m], other: shaken[other]}
+        torch.manual_seed(3)
+        with torch.no_grad():
+            partial = model(mixed)["logits"]
+        only = ~keep[:, 1 - i]
+        torch.testing.assert_close(partial[only], outs[0][only])
+    model.eval()
+    with torch.no_grad():
+        plain = FusionHead(HeadSpec(**{**spec.__dict__, "modality_dropout": 0.0}))
+        plain.load_state_dict(model.state_dict())
+        torch.testing.assert_close(model(clean)["logits"], plain.eval()(clean)["logits"])

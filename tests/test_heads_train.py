@@ -163,3 +163,47 @@ def test_multi_layer_cache_learns_layer_weights(tmp_path):
     weights = model.layer_weights()["audio"]
     assert len(weights) == 3 and weights != pytest.approx([1 / 3] * 3)
     assert result.dev["n"] > 0
+
+
+def test_small_data_training_options_run_and_are_recorded(corpus, tmp_path):
+    """cosine schedule with warm-up, weight average, strided audio, modality dropout and unimodal losses."""
+    cfg = config(corpus, tmp_path / "run", max_epochs=3, schedule="cosine", warmup_epochs=1, ema_epochs=1,
+                 frame_stride=2, modality_dropout=0.3, unimodal_weight=0.5, patience=0)
+    result = train(cfg, verbose=False)
+    rows = read_csv(tmp_path / "run" / "epochs.csv")
+    steps = int(rows[0]["batches"])
+    total, last = 3 * steps, [e * steps - 1 for e in (1, 2, 3)]  # the epochs' last steps; warm-up until `steps`
+    expected = [3e-3 * min(1, (s + 1) / (steps + 1)) * 0.5 * (1 + np.cos(np.pi * s / total)) for s in last]
+    np.testing.assert_allclose([float(r["lr"]) for r in rows], expected, rtol=1e-6)  # the last step's rate
+    model, info = load_head(tmp_path / "run" / "best.safetensors")
+    assert model.spec.frame_stride == 2 and model.spec.unimodal_classifiers and hasattr(model, "unimodal")
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert (saved["schedule"], saved["ema_epochs"], saved["modality_dropout"]) == ("cosine", 1, 0.3)
+    # the checkpoint is the weight average that was scored on dev: its dev predictions are the run's
+    again = train(cfg.replace(out=str(tmp_path / "again")), verbose=False)
+    assert again.dev == result.dev
+
+
+def test_unimodal_losses_add_each_modalitys_own_loss():
+    from sercache.heads.losses import Objective, Targets
+    from sercache.heads.model import FusionHead, HeadSpec
+
+    for fusion in ("early", "late"):
+        spec = HeadSpec(inputs={"audio": [6], "text": [4]}, n_classes=3, fusion=fusion, hidden=8, d_model=8,
+                        ff_dim=8, dropout=0.0, unimodal_classifiers=True)
+        torch.manual_seed(0)
+        model = FusionHead(spec).train()
+        x = {"audio": (torch.randn(5, 7, 6), torch.ones(5, 7, dtype=torch.bool)),
+             "text": (torch.randn(5, 3, 4), torch.ones(5, 3, dtype=torch.bool))}
+        out = model(x)
+        assert out["unimodal_logits"].shape == (2, 5, 3)
+        t = Targets(torch.tensor([0, 1, 2, 1, 0]), None, None, None)
+        w = torch.tensor([1.0, 2.0, 0.5])
+        plain = Objective("focal", w, "class", gamma=2.0)
+        blended = Objective("focal", w, "class", gamma=2.0, unimodal_weight=0.3)
+        want = plain(out, t) + 0.3 * sum(plain({"logits": u}, t) for u in out["unimodal_logits"])
+        torch.testing.assert_close(blended(out, t), want)
+        if fusion == "late":  # a late head's unimodal outputs are its branches, averaged into the prediction
+            torch.testing.assert_close(out["unimodal_logits"].mean(0), out["logits"])
+        model.eval()
+        assert "unimodal_logits" not in model(x)

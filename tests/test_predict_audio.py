@@ -43,8 +43,10 @@ def demo(tmp_path_factory):
     store = root / "store"
     run_extraction(ExtractConfig(input=str(corpus), store=str(store), model="whisper-base-ct2", whisper_mode="trimmed",
                                  workers=0, progress=False))
+    # trimmed ASR (as the demo runs it): predict must replay that mode to reproduce the transcripts
     run_transcription(TranscribeConfig(input=str(corpus), store=str(store), model="whisper-base-ct2",
-                                       compute_type="int8", beam_size=1, device="cpu", progress=False))
+                                       compute_type="int8", beam_size=1, device="cpu", whisper_mode="trimmed",
+                                       progress=False))
     asr = "asr/whisper-base-ct2"
     human = TextSetWriter(open_store(store), "human")
     human.ensure_metadata({"kind": "human", "model": None, "source": str(corpus / "Transcripts")})
@@ -55,8 +57,10 @@ def demo(tmp_path_factory):
     texts = [t.text(u) for t in (TextSet(st, asr), TextSet(st, "human")) for u in t.records
              if splits.get(u) == "train"]
     init = build_small_seq2seq(root / "aec-init", texts, 0)
+    # enough epochs for the tiny BART to write text (after 1 epoch it writes nothing), so the fusion check
+    # compares real corrected transcripts
     train_aec(AECTrainConfig(store=str(store), source=asr, reference="human", splits=str(labels), model=str(init),
-                             out=str(root / "aec"), epochs=1, batch_size=8, max_length=48, beam_size=1,
+                             out=str(root / "aec"), epochs=30, batch_size=4, lr=3e-3, max_length=48, beam_size=1,
                              device="cpu", progress=False))
     corrected = correct_text_set(open_store(store), asr, str(root / "aec" / "best"), beam_size=1, max_length=48,
                                  device="cpu", progress=False)
@@ -66,15 +70,21 @@ def demo(tmp_path_factory):
         train_classes = {r["EmoClass"] for r in csv.DictReader(handle) if r["Split_Set"] == "Train"}
     classes = [c for c in ("A", "S", "H", "N") if c in train_classes]  # the tiny corpus may lack one
     runs = {}
-    for name, text_features in (("audio", []), ("fusion", [text])):
+    for name, text_features, task in (("audio", [], {}), ("fusion", [text], {}),
+                                      ("avd", [text], {"task": "avd", "loss": "ccc", "frame_stride": 2})):
         cfg = HeadConfig(store=str(store), features=[AUDIO], text_features=text_features, labels=str(labels),
                          classes=classes, out=str(root / "runs" / name), hidden=16, d_model=16,
                          ff_dim=32, batch_size=16, max_epochs=2, allow_empty_classes=True,
-                         patience=0, device="cpu", threads=1, progress=False)
+                         patience=0, device="cpu", threads=1, progress=False, **task)
         train(cfg, verbose=False)
         runs[name] = root / "runs" / name
+    from sercache.heads.ensemble import build_ensemble
+
+    build_ensemble([str(runs["audio"]), str(runs["fusion"])], root / "runs" / "vote", method="vote", verbose=False)
+    runs["vote"] = root / "runs" / "vote"
     test1 = sorted(u for u, s in splits.items() if s == "test1")
-    return {"root": root, "corpus": corpus, "store": store, "runs": runs, "test1": test1, "text": text}
+    return {"root": root, "corpus": corpus, "store": store, "runs": runs, "test1": test1, "text": text,
+            "corrected": corrected}
 
 
 def _check_reproduces(preds: dict, run_csv: dict, letters: list[str]) -> None:
@@ -82,23 +92,30 @@ def _check_reproduces(preds: dict, run_csv: dict, letters: list[str]) -> None:
     for uid, want in run_csv.items():
         got = preds[uid]
         assert got["status"] == "ok", got
+        if "pred_EmoAct" in want:  # regression head: A/V/D on the 1-7 scale, fp16 features
+            for a in ("EmoAct", "EmoVal", "EmoDom"):
+                assert abs(float(got[f"pred_{a}"]) - float(want[f"pred_{a}"])) < 5e-3, (uid, a)
+        if "Prediction" not in want:
+            continue
         p_want = np.array([float(want[f"prob_{c}"]) for c in letters])
         p_got = np.array([float(got[f"prob_{c}"]) for c in letters])
         np.testing.assert_allclose(p_got, p_want, atol=2e-3, err_msg=uid)
         assert got["Prediction"] == want["Prediction"] or np.sort(p_want)[-1] - np.sort(p_want)[-2] < 4e-3, uid
 
 
-@pytest.mark.parametrize("head", ["audio", "fusion"])
+@pytest.mark.parametrize("head", ["audio", "fusion", "avd", "vote"])
 def test_exported_head_reproduces_the_run_from_wav_files(demo, head, tmp_path):
     run = demo["runs"][head]
     export = tmp_path / "export"
     assert cli.main(["export-head", str(run), "--to", str(export)]) == 0
-    for name in ("best.safetensors", "config.json", "metrics.json", "classes.json", "provenance.json", "README.md"):
+    heads = ("members/00-audio/", "members/01-fusion/") if head == "vote" else ("",)
+    own = [f"{h}{n}" for h in heads for n in ("best.safetensors", "config.json", "classes.json", "provenance.json")]
+    for name in (*own, *(["ensemble.json"] if head == "vote" else []), "metrics.json", "export.json", "README.md"):
         assert (export / name).is_file(), name
     card = (export / "README.md").read_text()
     assert "whisper-base-ct2" in card and "test1" in card
-    provenance = json.loads((export / "provenance.json").read_text())
-    if head == "fusion":
+    if head in ("fusion", "avd"):
+        provenance = json.loads((export / "provenance.json").read_text())
         chain = provenance[demo["text"]]["texts"]
         assert [t["kind"] for t in chain] == ["corrected", "asr"] and chain[0]["aec_weights_sha256"]
     # no run directory and no store around: only the export and the wav files
@@ -112,11 +129,16 @@ def test_exported_head_reproduces_the_run_from_wav_files(demo, head, tmp_path):
     finally:
         shutil.move(str(store_aside), str(demo["store"]))
         shutil.move(str(tmp_path / "hidden-run"), str(run))
-    letters = json.loads((export / "classes.json").read_text())["letters"]
+    letters = json.loads((export / heads[-1] / "classes.json").read_text())["letters"]
     preds = _read(out)
     _check_reproduces(preds, _read(run / "predictions_test1.csv"), letters)
-    if head == "fusion":
-        assert all(r["transcript"] is not None for r in preds.values())
+    if head in ("fusion", "avd"):  # the transcript predict computed is the store's corrected text, and not empty
+        from sercache.cache import open_store
+        from sercache.cache.texts import TextSet
+
+        corrected = TextSet(open_store(demo["store"]), demo["corrected"])
+        assert {u: preds[u]["transcript"] for u in demo["test1"]} == {u: corrected.text(u) for u in demo["test1"]}
+        assert sum(bool(preds[u]["transcript"]) for u in demo["test1"]) >= len(demo["test1"]) // 2
 
 
 def test_bad_files_get_error_rows_and_the_rest_predictions(demo, tmp_path):
@@ -178,3 +200,26 @@ def test_segments_store_cache_and_refusals(demo, tmp_path, capsys):
                      "--device", "cpu"])
     assert code == 2
     assert "weights sha256" in capsys.readouterr().err
+
+
+def test_model_card_names_the_asr_mode(demo, tmp_path):
+    export = tmp_path / "export"
+    assert cli.main(["export-head", str(demo["runs"]["fusion"]), "--to", str(export)]) == 0
+    assert "Whisper mode trimmed" in (export / "README.md").read_text()
+
+
+@pytest.mark.parametrize("head", ["audio", "fusion"])
+def test_a_run_whose_store_is_gone_predicts_from_its_checkpoint_provenance(demo, head, tmp_path):
+    """The checkpoint records each feature set's recipe (for text, its ASR -> AEC chain), so a run directory
+    predicts from audio after its store was moved or deleted."""
+    run = demo["runs"][head]
+    store_aside = tmp_path / "hidden-store"
+    shutil.move(str(demo["store"]), str(store_aside))
+    try:
+        wavs = [str(demo["corpus"] / "Audios" / u) for u in demo["test1"]]
+        out = tmp_path / "preds.csv"
+        assert cli.main(["predict", str(run), *wavs, "--out", str(out), "--device", "cpu"]) == 0
+    finally:
+        shutil.move(str(store_aside), str(demo["store"]))
+    letters = json.loads((run / "config.json").read_text())["resolved"]["classes"]["letters"]
+    _check_reproduces(_read(out), _read(run / "predictions_test1.csv"), letters)

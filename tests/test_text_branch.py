@@ -233,7 +233,8 @@ def test_openai_whisper_backend_stores_and_resumes(tmp_path):
 
 
 @pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not installed (bin/setup-env)")
-def test_real_whisper_base_transcribes_synthesized_speech(tmp_path):
+@pytest.mark.parametrize("mode", ["padded", "trimmed"])
+def test_real_whisper_base_transcribes_synthesized_speech(tmp_path, mode):
     import soundfile as sf
 
     spoken = {"s0.wav": "please close the door behind you", "s1.wav": "i am so happy to see you again",
@@ -243,13 +244,24 @@ def test_real_whisper_base_transcribes_synthesized_speech(tmp_path):
         subprocess.run(["espeak-ng", "-w", str(tmp_path / "audio" / name), text], check=True)
     sf.write(tmp_path / "audio" / "silent.wav", np.zeros(16000, np.float32), 16000)
     cfg = TranscribeConfig(input=str(tmp_path / "audio"), store=str(tmp_path / "store"), model="whisper-base-ct2",
-                           device="cpu", progress=False)
+                           device="cpu", whisper_mode=mode, progress=False)
     summary = run_transcription(cfg)
     assert summary.transcribed == 4 and summary.empty == 1
     ts = TextSet(open_store(tmp_path / "store"), "asr/whisper-base-ct2")
     assert ts.text("silent.wav") == ""
+    assert ts.meta["decoding"]["whisper_mode"] == mode and ts.meta["decoding"]["trim_margin"] == 3.0
+    records = [ts.records[u] for u in spoken]
+    assert all(r["avg_logprob"] < 0 and 0 <= r["no_speech_prob"] < 0.5 and r["n_tokens"] > 3 for r in records)
     result = score([ts.text(u) for u in spoken], list(spoken.values()))
     assert result.wer < 35, [ts.text(u) for u in spoken]
+
+
+def test_trimmed_transcription_needs_faster_whisper():
+    from sercache.extract.transcribe import load_backend
+
+    cfg = TranscribeConfig(input="", store="", model="tiny", backend="openai-whisper", whisper_mode="trimmed")
+    with pytest.raises(ValueError, match="trimmed needs --backend faster-whisper"):
+        load_backend(cfg)
 
 
 @pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not installed (bin/setup-env)")

@@ -1,0 +1,342 @@
+"""The training loop: one head, or K heads in lockstep on the same batches.
+
+Lockstep: a batch is gathered once and each head takes its own step on it, so K heads cost one
+gather and K forward/backward passes. Each head keeps its own loss, class weights, seed, optimiser,
+schedule, weight average, early stopping and checkpoint selection. Heads may differ only in what
+`HEAD_KEYS` lists; everything that decides the rows, targets and batches (features, labels, splits,
+sampler, batch size, the batch-order seed `data_seed`, ...) must be equal, so the batches are the
+ones every head would draw alone.
+
+Each head also keeps its own torch random state (initialisation, dropout, modality and annotation
+dropout), swapped in around its step: a head trained in lockstep gets exactly the numbers it gets
+when trained alone with the same `data_seed` (tests/test_heads_lockstep.py checks it).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from .checkpoint import provenance, save_head
+from .config import HeadConfig
+from .errors import HeadError
+from .losses import Objective, Targets, class_weights, mixed
+from .model import FusionHead, HeadSpec
+from .prefetch import prefetched
+from .rundir import write_epochs, write_json, write_predictions
+from .sampling import batches_per_epoch, epoch_order, length_batches
+from .schedule import LearningRate, WeightAverage
+
+# What lockstep members may set differently: the model, the objective, the optimisation and the run's own
+# settings. Every other HeadConfig field decides rows, targets or batches and must be equal.
+HEAD_KEYS = frozenset({
+    "fusion", "fusion_rank", "fusion_dim", "hidden", "d_model", "layers", "heads", "ff_dim", "deep_layers",
+    "dropout", "frame_stride", "modality_dropout", "pooling", "input_norm", "head",
+    "loss", "gamma", "am_margin", "am_scale", "weights", "weights_from", "weight_norm", "weight_power", "loss_norm",
+    "unimodal_weight", "aux", "aux_weight", "avd_loss", "avd_weight",
+    "lr", "weight_decay", "max_epochs", "patience", "schedule", "warmup_epochs", "ema_epochs", "plateau_patience",
+    "plateau_factor", "grad_clip", "select", "balanced_k", "balanced_trials", "stage2_lr_factor", "mixup_p",
+    "mixup_alpha", "tune_bias", "out", "seed", "seeds", "amp", "progress", "save_checkpoint", "preset", "lockstep",
+})
+
+
+def data_seed(cfg: HeadConfig) -> int:
+    """The seed of the batch order: --data-seed, or the run's own seed."""
+    return cfg.data_seed if cfg.data_seed >= 0 else cfg.seed
+
+
+def data_signature(cfg: HeadConfig) -> tuple:
+    """What must be equal for heads to share batches (HEAD_KEYS aside), with the resolved batch-order seed."""
+    values = cfg.to_dict()
+    return (data_seed(cfg), cfg.resolved_task(),
+            tuple((k, repr(v)) for k, v in sorted(values.items()) if k not in HEAD_KEYS and k != "data_seed"))
+
+
+def check_lockstep(cfgs: Sequence[HeadConfig]) -> None:
+    first = data_signature(cfgs[0])
+    for cfg in cfgs[1:]:
+        other = data_signature(cfg)
+        if other != first:
+            a, b = dict(first[2]), dict(other[2])
+            differ = sorted(k for k in a if a[k] != b.get(k))
+            if first[:2] != other[:2]:
+                differ = ["data_seed / seed" if first[0] != other[0] else "task", *differ]
+            raise HeadError(f"lockstep heads {cfgs[0].out!r} and {cfg.out!r} differ in settings that decide the "
+                            f"batches: {', '.join(differ)}; train them separately")
+
+
+class _RandomState:
+    """A head's own torch random stream (CPU, and the CUDA device when used), swapped in for its steps."""
+
+    def __init__(self, device: torch.device):
+        self.cuda = device if device.type == "cuda" else None
+        self.save()
+
+    def save(self) -> None:
+        self.cpu = torch.get_rng_state()
+        self.gpu = torch.cuda.get_rng_state(self.cuda) if self.cuda is not None else None
+
+    def restore(self) -> None:
+        torch.set_rng_state(self.cpu)
+        if self.cuda is not None:
+            torch.cuda.set_rng_state(self.gpu, self.cuda)
+
+
+class HeadRun:
+    """One head being trained on the batches it is given: model, objective, optimiser, selection, records."""
+
+    def __init__(self, cfg: HeadConfig, prep, placement: str, steps_per_epoch: int):
+        from .train import residency, selection_metric
+
+        self.cfg, self.prep = cfg, prep
+        table, device = prep.table, prep.device
+        self.task = cfg.resolved_task()
+        self.out = Path(cfg.out)
+        self.out.mkdir(parents=True, exist_ok=True)
+        C = len(table.classes)
+        self.weights = np.ones(C, np.float32)
+        if self.task in ("class", "both"):
+            rows = prep.train if cfg.weights_from == "train" else prep.dev
+            counts = table.class_counts(rows)
+            if cfg.soft_labels and cfg.weights == "prior":
+                counts = table.class_counts(rows[table.label[rows] >= 0])
+            self.weights = class_weights(counts, cfg.weights, cfg.weight_norm, cfg.weight_power)
+        self.weights_t = torch.as_tensor(self.weights).to(device)
+        self.objective = Objective(cfg.loss, self.weights_t, self.task, cfg.gamma, cfg.loss_norm, cfg.soft_labels,
+                                   cfg.am_margin, cfg.am_scale, cfg.avd_loss, cfg.avd_weight, cfg.aux, cfg.aux_weight,
+                                   cfg.unimodal_weight)
+        spec = HeadSpec.from_config(cfg, {name: m.frame_shape for name, m in prep.modalities.items()}, C)
+        torch.manual_seed(cfg.seed)
+        self.model = FusionHead(spec).to(device)
+        self.model.avd_low.copy_(torch.as_tensor(prep.avd_range[0]))
+        self.model.avd_high.copy_(torch.as_tensor(prep.avd_range[1]))
+        for name, encoder in self.model.encoders.items():
+            if encoder.norm is not None:
+                encoder.norm.set_statistics(*prep.modalities[name].channel_stats(prep.train))
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.schedule = LearningRate(self.optimizer, cfg.schedule, cfg.lr, steps_per_epoch, cfg.max_epochs,
+                                     cfg.warmup_epochs, cfg.plateau_patience, cfg.plateau_factor)
+        self.average = WeightAverage(self.model, cfg.ema_epochs, steps_per_epoch) if cfg.ema_epochs > 0 else None
+        self.scored = self.average.module if self.average is not None else self.model  # selected and saved
+        self.random = _RandomState(device)
+        self.mix_gen = torch.Generator().manual_seed(cfg.seed + 1)
+        self.metric_name = selection_metric(cfg)
+        self.info = {
+            "classes": table.classes.to_dict(), "task": self.task, "class_weights": self.weights.tolist(),
+            "features": {name: [provenance(s.meta) for s in m.sets] for name, m in prep.modalities.items()},
+            "avd_range": {"low": prep.avd_range[0], "high": prep.avd_range[1]},
+            "rows": {"train": int(len(prep.train)), "dev": int(len(prep.dev)),
+                     **{f"predict_{s}": int(len(r)) for s, r in prep.predict.items()}},
+            "device": str(device), "placement": placement, "selection_metric": self.metric_name,
+            "notes": prep.notes, "torch": torch.__version__, "residency": residency(prep),
+            "data_seed": data_seed(cfg),
+        }
+        write_json(self.out / "config.json", {**cfg.to_dict(), "resolved": self.info})
+        self.epochs: list[dict] = []
+        self.best_value, self.best_epoch, self.best_state, self.since_best = -math.inf, 0, None, 0
+        self.sampler, self.active, self.first_step_s = cfg.sampler, True, None
+
+    # ------------------------------------------------------------------------------- an epoch
+    def begin_epoch(self, epoch: int, n_batches: int) -> None:
+        cfg = self.cfg
+        if cfg.two_stage_epoch and epoch == cfg.two_stage_epoch:  # MEDUSA stage 2
+            self.sampler = "undersample"
+            self.objective.set_weights(torch.ones_like(self.weights_t))
+            self.schedule.multiply(cfg.stage2_lr_factor)
+        self.mix_draws = torch.rand(n_batches, generator=self.mix_gen) < cfg.mixup_p if cfg.mixup_p > 0 else None
+        self.lams = np.random.default_rng(cfg.seed + epoch).beta(cfg.mixup_alpha, cfg.mixup_alpha, n_batches) \
+            if cfg.mixup_p > 0 else None
+        self.model.train()
+        self.loss_sum = torch.zeros((), device=self.prep.device)
+
+    def step(self, i: int, rows_t: torch.Tensor, x: dict[str, tuple[torch.Tensor, torch.Tensor]]) -> None:
+        from .train import autocast
+
+        cfg, model, device = self.cfg, self.model, self.prep.device
+        self.random.restore()
+        targets = self.prep.targets(rows_t, train=True)
+        with autocast(device, cfg):
+            if self.mix_draws is not None and bool(self.mix_draws[i]):
+                perm = torch.randperm(len(rows_t), generator=self.mix_gen).to(device)
+                lam = float(self.lams[i])
+                outputs = model(x, (perm, lam))
+                other = Targets(targets.label[perm], None if targets.soft is None else targets.soft[perm],
+                                targets.avd[perm], targets.gender[perm])
+                loss = mixed(self.objective, outputs, targets, other, lam)
+            else:
+                loss = self.objective(model(x), targets)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.lr_used = self.optimizer.param_groups[0]["lr"]  # the rate of this step (records keep the epoch's last)
+        loss.backward()
+        if cfg.grad_clip:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        self.optimizer.step()
+        self.schedule.after_step()
+        if self.average is not None:
+            self.average.update(model)
+        self.loss_sum += loss.detach()
+        self.random.save()
+
+    def end_epoch(self, epoch: int, n_batches: int, waste: float, t_epoch: float, t_train: float,
+                  verbose: bool) -> None:
+        """Score dev, keep the best weights, record the epoch, and stop the head when its time has come."""
+        from .train import evaluate, infer, selection_value
+
+        cfg, prep = self.cfg, self.prep
+        train_loss = float(self.loss_sum) / max(n_batches, 1)
+        pred, dev_loss = infer(self.scored, prep, prep.dev, self.objective)
+        metrics = evaluate(prep, prep.dev, pred)
+        value = selection_value(prep, prep.dev, pred, metrics, self.metric_name, cfg.seed)
+        if not math.isfinite(train_loss):
+            raise HeadError(f"{cfg.out}: epoch {epoch}: training loss is {train_loss}; lower --lr or check the "
+                            "features")
+        self.schedule.after_epoch(value if math.isfinite(value) else -math.inf)
+        improved = value > self.best_value
+        if improved:
+            self.best_value, self.best_epoch, self.since_best = value, epoch, 0
+            self.best_state = {k: v.detach().clone() for k, v in self.scored.state_dict().items()}
+        else:
+            self.since_best += 1
+        record = {"epoch": epoch, "train_loss": train_loss, "dev_loss": dev_loss, "lr": self.lr_used,
+                  "sampler": self.sampler, "selection": value, "best": improved, "train_s": t_train,
+                  "epoch_s": time.perf_counter() - t_epoch, "padding_waste": waste, "batches": n_batches,
+                  **{f"dev_{k}": v for k, v in metrics.items()}}
+        self.epochs.append(record)
+        write_epochs(self.out, self.epochs)
+        if verbose:
+            print(f"epoch {epoch:>2}  loss {train_loss:.4f}  dev {self.metric_name} {value:.4f}"
+                  f"{'  *' if improved else ''}  ({record['epoch_s']:.1f} s)", flush=True)
+        if epoch >= cfg.max_epochs or (cfg.patience and self.since_best >= cfg.patience):
+            self.active = False
+
+    # ------------------------------------------------------------------------------- the run directory
+    def finish(self, t_start: float, t_loaded: float, verbose: bool):
+        from .train import RunResult, evaluate, infer
+
+        cfg, prep, table, out, model = self.cfg, self.prep, self.prep.table, self.out, self.model
+        if self.best_state is None:
+            raise HeadError(f"no epoch gave a finite dev {self.metric_name} (selection metric); check the dev labels "
+                            f"of split {cfg.dev_split!r} and --select")
+        model.load_state_dict(self.best_state)
+        self.info.update(best_epoch=self.best_epoch, selection_value=self.best_value,
+                         layer_weights=model.layer_weights())
+        if cfg.save_checkpoint:
+            save_head(out / "best.safetensors", model, {**self.info, "config": cfg.to_dict()})
+        splits: dict[str, dict] = {}
+        for split, rows in prep.predict.items():
+            if not len(rows):
+                continue
+            pred, _ = infer(model, prep, rows)
+            write_predictions(out / f"predictions_{split}.csv", [table.ids[i] for i in rows], table.classes.letters,
+                              table.letter[rows].tolist(), pred, table.attributes[rows])
+            m = evaluate(prep, rows, pred)
+            if m:
+                splits[split] = m
+        dev_pred, _ = infer(model, prep, prep.dev)
+        splits[cfg.dev_split] = {**splits.get(cfg.dev_split, {}), **evaluate(prep, prep.dev, dev_pred)}
+        splits = {cfg.dev_split: splits.pop(cfg.dev_split), **splits}
+        epoch_times = [e["train_s"] for e in self.epochs]
+        summary = {
+            "out": str(out), "dev_split": cfg.dev_split, "best_epoch": self.best_epoch,
+            "epochs_run": len(self.epochs), "selection": {"metric": self.metric_name, "value": self.best_value},
+            "splits": splits,
+            "timing": {"total_s": time.perf_counter() - t_start, "load_s": t_loaded - t_start,
+                       "first_step_s": self.first_step_s or 0.0, "epoch_s_mean": float(np.mean(epoch_times)),
+                       "epoch_s": epoch_times, "padding_waste": float(np.mean([e["padding_waste"]
+                                                                              for e in self.epochs]))},
+            "class_weights": self.weights.tolist(), "classes": list(table.classes.letters), "notes": prep.notes,
+        }
+        write_json(out / "metrics.json", summary)
+        result = RunResult(out, summary)
+        if verbose:
+            print(result.table(), flush=True)
+        if cfg.tune_bias and self.task in ("class", "both"):
+            from .decision import tune_run
+
+            tune_run(out, "bias", seed=cfg.seed, verbose=verbose)
+        return result
+
+
+def train_lockstep(cfgs: Sequence[HeadConfig], prep, placement: str, t_start: float, t_loaded: float,
+                   verbose: bool = True) -> list:
+    """Train every head of `cfgs` (equal data settings, checked) on one shared batch order; RunResult each."""
+    from tqdm.auto import tqdm
+
+    from .train import batch_inputs
+
+    check_lockstep(cfgs)
+    first = cfgs[0]
+    steps = batches_per_epoch(prep.groups, first.sampler, first.batch_size, first.bucket_batches)
+    heads = [HeadRun(cfg, prep, placement, steps) for cfg in cfgs]
+    for note in prep.notes:
+        if verbose:
+            print(f"note: {note}", flush=True)
+    rng = np.random.default_rng(data_seed(first))
+    device = prep.device
+    depth = prefetch_depth(first, placement, device)
+    epoch = 0
+    while any(h.active for h in heads):
+        epoch += 1
+        t_epoch = time.perf_counter()
+        sampler = "undersample" if first.two_stage_epoch and epoch >= first.two_stage_epoch else first.sampler
+        order = epoch_order(prep.groups, sampler, rng)
+        batches = length_batches(prep.train[order], prep.sort_lengths, first.batch_size, first.bucket_batches, rng)
+        waste = padding_share(prep, batches)
+        active = [h for h in heads if h.active]
+        for h in active:
+            h.begin_epoch(epoch, len(batches))
+        all_rows_t = torch.as_tensor(np.concatenate(batches)).to(device, non_blocking=True)
+        starts = np.concatenate([[0], np.cumsum([len(b) for b in batches])])
+        items = [(i, rows, all_rows_t[starts[i]:starts[i + 1]]) for i, rows in enumerate(batches)]
+        bar = tqdm(total=len(batches), desc=f"epoch {epoch}" + (f" ({len(active)} heads)" if len(heads) > 1 else ""),
+                   leave=False, disable=not (first.progress and verbose))
+        for (i, _, rows_t), x in prefetched(items, lambda it: batch_inputs(prep, it[1], it[2], torch.float32),
+                                               depth, device):
+            bar.update()
+            for h in active:
+                h.step(i, rows_t, x)
+                if h.first_step_s is None:
+                    if device.type == "cuda":
+                        torch.cuda.synchronize(device)
+                    h.first_step_s = time.perf_counter() - t_start
+        bar.close()
+        t_train = time.perf_counter() - t_epoch
+        for h in active:
+            h.end_epoch(epoch, len(batches), waste, t_epoch, t_train, verbose and len(heads) == 1)
+    return [h.finish(t_start, t_loaded, verbose) for h in heads]
+
+
+def prefetch_depth(cfg: HeadConfig, placement: str, device: torch.device) -> int:
+    """--prefetch, or auto: 2 batches ahead when a batch needs a copy to the GPU or reads from the store."""
+    if cfg.prefetch >= 0:
+        return cfg.prefetch
+    return 2 if placement == "stream" or (placement == "host" and device.type == "cuda") else 0
+
+
+def padding_share(prep, batches: list[np.ndarray]) -> float:
+    """Padding share over all frames the transformers see (every modality together)."""
+    seen = real = 0
+    for m in prep.modalities.values():
+        for b in batches:
+            lengths = m.lengths[b]
+            seen += len(b) * int(lengths.max())
+            real += int(lengths.sum())
+    return 1.0 - real / seen if seen else 0.0
+
+
+def lockstep_groups(cfgs: Sequence[HeadConfig]) -> list[list[int]]:
+    """Indices of `cfgs` grouped by data signature (first appearance order): each group can share batches."""
+    groups: dict[tuple, list[int]] = {}
+    for i, cfg in enumerate(cfgs):
+        groups.setdefault(data_signature(cfg), []).append(i)
+    return list(groups.values())
+
+
+def replace_all(cfgs: Sequence[HeadConfig], **changes: Any) -> list[HeadConfig]:
+    return [dataclasses.replace(c, **changes) for c in cfgs]
