@@ -88,7 +88,12 @@ def _available_host_bytes() -> int:
     return 8 << 30
 
 
-def decide_placement(nbytes: int, device: torch.device, requested: str = "auto") -> str:
+def host_budget(max_host_gb: float = 0.0) -> int:
+    """Bytes of RAM training may hold: --max-host-gb, or 80 % of what is available."""
+    return int(max_host_gb * 1e9) if max_host_gb > 0 else int(0.8 * _available_host_bytes())
+
+
+def decide_placement(nbytes: int, device: torch.device, requested: str = "auto", max_host_gb: float = 0.0) -> str:
     """'device' (resident on the compute device), 'host' (pinned RAM when the device is a GPU) or 'stream'."""
     if requested not in ("auto", "device", "host", "stream"):
         raise HeadError(f"unknown placement {requested!r}; choose auto, device, host or stream")
@@ -98,7 +103,7 @@ def decide_placement(nbytes: int, device: torch.device, requested: str = "auto")
         free, _ = torch.cuda.mem_get_info(device)
         if nbytes < 0.85 * free - (2 << 30):
             return "device"
-    if nbytes < 0.8 * _available_host_bytes():
+    if nbytes < host_budget(max_host_gb):
         return "host"
     return "stream"
 
@@ -119,6 +124,7 @@ class LoadedSet:
     index: dict = field(default_factory=dict)
     resident: str = "float16"  # float16 (cache dtype) | bfloat16 | float8 | stream (nothing resident)
     scale: torch.Tensor | None = None  # float8: per-channel scale (frame_shape), on the compute device
+    window: dict = field(default_factory=dict)  # streamed: row in this set -> frames read for the current window
 
     def __post_init__(self) -> None:
         self.index = {u: i for i, u in enumerate(self.ids)}
@@ -127,7 +133,8 @@ class LoadedSet:
 class FeaturePool:
     """Feature sets loaded once and shared by every config of a sweep (keyed by set name)."""
 
-    def __init__(self, store, device: torch.device, placement: str = "auto", progress: bool = False):
+    def __init__(self, store, device: torch.device, placement: str = "auto", progress: bool = False,
+                 max_host_gb: float = 0.0):
         """`store`: a store directory, or any mapping name -> FeatureSet-like object (benchmarks' in-memory sets)."""
         from sercache.cache import CacheError, open_store
 
@@ -138,9 +145,16 @@ class FeaturePool:
                 raise HeadError(f"cannot open feature store {store!s}: {err}") from None
         else:
             self.store = store
-        self.device, self.requested, self.progress = device, placement, progress
+        self.device, self.requested, self.progress, self.max_host_gb = device, placement, progress, max_host_gb
         self.sets: dict[str, LoadedSet] = {}
         self.placement: str | None = None
+
+    @classmethod
+    def for_config(cls, cfg, device: torch.device | None = None) -> "FeaturePool":
+        """The pool a HeadConfig asks for: its store, device, placement and host-memory budget."""
+        if not cfg.store:
+            raise HeadError("--store is required")
+        return cls(cfg.store, device or default_device(cfg.device), cfg.placement, cfg.progress, cfg.max_host_gb)
 
     def featureset(self, name: str):
         from sercache.cache import CacheError
@@ -172,7 +186,7 @@ class FeaturePool:
                 fs = self.featureset(name)
                 itemsize = resident_itemsize(resident, fs.dtype)
                 total += int(fs.lengths(ids_per_set[name]).sum()) * int(np.prod(fs.frame_shape)) * itemsize
-            self.placement = decide_placement(total, self.device, self.requested)
+            self.placement = decide_placement(total, self.device, self.requested, self.max_host_gb)
             self.planned_bytes = total
         return self.placement
 
@@ -305,6 +319,8 @@ class Modality:
         count = 0
         for start in range(0, len(rows), batch):
             b = rows[start:start + batch]
+            if self.streamed:
+                self.stage(b)
             x, mask = self.gather(b, None, max(int(self.lengths[b].max()), 1), torch.float64)
             x = x[mask]
             total += x.sum(0)
@@ -314,10 +330,25 @@ class Modality:
         var = (squares / max(count, 1) - mean * mean).clamp_min(0.0)
         return mean.float(), var.sqrt().float()
 
+    def stage(self, rows: np.ndarray) -> None:
+        """Read the frames of table `rows` of every streamed set with few sequential reads (FeatureSet.read_many),
+        replacing what the previous window held: the batches that follow gather from memory."""
+        for s, packed_np in zip(self.sets, self.packed_np):
+            if s.frames is None:
+                wanted = np.unique(packed_np[rows])
+                frames = s.fs.read_many([s.ids[p] for p in wanted])
+                s.window = {int(p): frames[s.ids[p]] for p in wanted}
+
+    def store_positions(self, rows: np.ndarray) -> list[tuple[int, int]]:
+        """(part, offset) of table `rows` in this modality's first feature set: their order on disk."""
+        s, packed = self.sets[0], self.packed_np[0]
+        return [(e.part, e.offset) for e in (s.fs.entry(s.ids[p]) for p in packed[rows])]
+
     def _stream(self, s: LoadedSet, packed: np.ndarray, T: int) -> torch.Tensor:
         out = np.zeros((len(packed), T, *s.frame_shape), dtype=np.float32)
         for b, p in enumerate(packed):
-            rows = s.fs.get(s.ids[p])[:T]
+            staged = s.window.get(int(p))
+            rows = (staged if staged is not None else s.fs.get(s.ids[p]))[:T]
             if not np.isfinite(rows).all():
                 raise HeadError(f"feature set {s.name!r}: utterance {s.ids[p]!r} has NaN/inf values")
             out[b, :len(rows)] = rows

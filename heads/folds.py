@@ -11,13 +11,13 @@ from .rundir import write_json
 
 
 def run_iemocap_folds(cfg: HeadConfig, table=None, pool=None, verbose: bool = True):
-    from .data import FeaturePool, default_device
+    from .data import FeaturePool
     from .iemocap import read_iemocap
     from .train import RunResult, train
 
     table = table if table is not None else read_iemocap(cfg.labels)
     if pool is None:
-        pool = FeaturePool(cfg.store, default_device(cfg.device), cfg.placement, cfg.progress)
+        pool = FeaturePool.for_config(cfg)
     out = Path(cfg.out)
     folds = []
     for k in range(1, 6):

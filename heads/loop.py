@@ -25,12 +25,13 @@ import torch
 
 from .checkpoint import provenance, save_head
 from .config import HeadConfig
+from .data import host_budget
 from .errors import HeadError
 from .losses import Objective, Targets, class_weights, mixed
 from .model import FusionHead, HeadSpec
 from .prefetch import prefetched
 from .rundir import write_epochs, write_json, write_predictions
-from .sampling import batches_per_epoch, epoch_order, length_batches
+from .sampling import batches_per_epoch, block_batches, epoch_order, length_batches, store_blocks
 from .schedule import LearningRate, WeightAverage
 
 # What lockstep members may set differently: the model, the objective, the optimisation and the run's own
@@ -141,6 +142,7 @@ class HeadRun:
         self.epochs: list[dict] = []
         self.best_value, self.best_epoch, self.best_state, self.since_best = -math.inf, 0, None, 0
         self.sampler, self.active, self.first_step_s = cfg.sampler, True, None
+        self.batch_time: dict[str, float] = {}  # the epoch's gather time and the part the loop waited for
 
     # ------------------------------------------------------------------------------- an epoch
     def begin_epoch(self, epoch: int, n_batches: int) -> None:
@@ -206,6 +208,7 @@ class HeadRun:
         record = {"epoch": epoch, "train_loss": train_loss, "dev_loss": dev_loss, "lr": self.lr_used,
                   "sampler": self.sampler, "selection": value, "best": improved, "train_s": t_train,
                   "epoch_s": time.perf_counter() - t_epoch, "padding_waste": waste, "batches": n_batches,
+                  "gather_s": self.batch_time.get("build_s", 0.0), "gather_wait_s": self.batch_time.get("wait_s", 0.0),
                   **{f"dev_{k}": v for k, v in metrics.items()}}
         self.epochs.append(record)
         write_epochs(self.out, self.epochs)
@@ -272,7 +275,9 @@ def train_lockstep(cfgs: Sequence[HeadConfig], prep, placement: str, t_start: fl
 
     check_lockstep(cfgs)
     first = cfgs[0]
-    steps = batches_per_epoch(prep.groups, first.sampler, first.batch_size, first.bucket_batches)
+    blocks = StoreOrder(prep, first, placement) if batch_order(first, placement) == "blocks" else None
+    window = blocks.window_rows if blocks is not None else first.batch_size * max(first.bucket_batches, 1)
+    steps = batches_per_epoch(prep.groups, first.sampler, first.batch_size, window)
     heads = [HeadRun(cfg, prep, placement, steps) for cfg in cfgs]
     for note in prep.notes:
         if verbose:
@@ -286,7 +291,11 @@ def train_lockstep(cfgs: Sequence[HeadConfig], prep, placement: str, t_start: fl
         t_epoch = time.perf_counter()
         sampler = "undersample" if first.two_stage_epoch and epoch >= first.two_stage_epoch else first.sampler
         order = epoch_order(prep.groups, sampler, rng)
-        batches = length_batches(prep.train[order], prep.sort_lengths, first.batch_size, first.bucket_batches, rng)
+        if blocks is not None:
+            batches = blocks.batches(prep.train[order], rng)
+        else:
+            batches = length_batches(prep.train[order], prep.sort_lengths, first.batch_size, first.bucket_batches,
+                                     rng)
         waste = padding_share(prep, batches)
         active = [h for h in heads if h.active]
         for h in active:
@@ -296,8 +305,13 @@ def train_lockstep(cfgs: Sequence[HeadConfig], prep, placement: str, t_start: fl
         items = [(i, rows, all_rows_t[starts[i]:starts[i + 1]]) for i, rows in enumerate(batches)]
         bar = tqdm(total=len(batches), desc=f"epoch {epoch}" + (f" ({len(active)} heads)" if len(heads) > 1 else ""),
                    leave=False, disable=not (first.progress and verbose))
-        for (i, _, rows_t), x in prefetched(items, lambda it: batch_inputs(prep, it[1], it[2], torch.float32),
-                                               depth, device):
+        def build(item: tuple) -> dict:
+            if blocks is not None:
+                blocks.stage(item[0])  # a new window: its features read in a few sequential slices
+            return batch_inputs(prep, item[1], item[2], torch.float32)
+
+        batch_time: dict[str, float] = {}
+        for (i, _, rows_t), x in prefetched(items, build, depth, device, batch_time):
             bar.update()
             for h in active:
                 h.step(i, rows_t, x)
@@ -308,8 +322,44 @@ def train_lockstep(cfgs: Sequence[HeadConfig], prep, placement: str, t_start: fl
         bar.close()
         t_train = time.perf_counter() - t_epoch
         for h in active:
+            h.batch_time = batch_time
             h.end_epoch(epoch, len(batches), waste, t_epoch, t_train, verbose and len(heads) == 1)
     return [h.finish(t_start, t_loaded, verbose) for h in heads]
+
+
+STREAM_BLOCK_ROWS = 64  # utterances per store block of the streaming order
+
+
+def batch_order(cfg: HeadConfig, placement: str) -> str:
+    return cfg.batch_order if cfg.batch_order != "auto" else ("blocks" if placement == "stream" else "random")
+
+
+class StoreOrder:
+    """The streaming batch order (sampling.block_batches) and the reads it needs: each window of the shuffle
+    buffer is read once, when its first batch is built, and replaced by the next one."""
+
+    def __init__(self, prep, cfg: HeadConfig, placement: str):
+        self.prep, self.batch_size, self.streamed = prep, cfg.batch_size, placement == "stream"
+        main = prep.modalities.get("audio") or prep.modalities["text"]
+        self.block_of_row = np.zeros(len(prep.table.ids), np.int64)
+        self.block_of_row[prep.train] = store_blocks(prep.train, main.store_positions(prep.train), STREAM_BLOCK_ROWS)
+        per_row = sum(m.lengths[prep.train].mean() * np.prod(m.frame_shape) * 4 for m in prep.modalities.values())
+        self.window_rows = max(int(host_budget(cfg.max_host_gb) / 2 / max(per_row, 1.0)), 4 * cfg.batch_size)
+        self.windows: list[int] = []
+        self.window_of_batch: list[int] = []
+
+    def batches(self, rows: np.ndarray, rng: np.random.Generator) -> list[np.ndarray]:
+        batches, self.window_of_batch = block_batches(rows, self.block_of_row[rows], self.prep.sort_lengths,
+                                                      self.batch_size, self.window_rows, rng)
+        self.windows = [np.concatenate([b for b, w in zip(batches, self.window_of_batch) if w == k])
+                        for k in range(max(self.window_of_batch, default=-1) + 1)]
+        return batches
+
+    def stage(self, i: int) -> None:
+        if not self.streamed or (i > 0 and self.window_of_batch[i] == self.window_of_batch[i - 1]):
+            return
+        for m in self.prep.modalities.values():
+            m.stage(self.windows[self.window_of_batch[i]])
 
 
 def prefetch_depth(cfg: HeadConfig, placement: str, device: torch.device) -> int:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from typing import Callable, Iterator, Sequence, TypeVar
 
 import torch
@@ -20,12 +21,28 @@ T = TypeVar("T")
 _DONE = object()
 
 
-def prefetched(items: Sequence[T], build: Callable[[T], object], depth: int, device: torch.device
-               ) -> Iterator[tuple[T, object]]:
-    """(item, build(item)) for every item in order; with depth > 0 the builds run `depth` items ahead."""
+def prefetched(items: Sequence[T], build: Callable[[T], object], depth: int, device: torch.device,
+               stats: dict[str, float] | None = None) -> Iterator[tuple[T, object]]:
+    """(item, build(item)) for every item in order; with depth > 0 the builds run `depth` items ahead.
+
+    `stats` (optional) accumulates 'build_s' (time spent building) and 'wait_s' (time the consumer spent
+    waiting for a batch): 1 - wait_s / build_s is the share of the building hidden behind the consumer's work."""
+    stats = stats if stats is not None else {}
+    stats.setdefault("build_s", 0.0)
+    stats.setdefault("wait_s", 0.0)
+
+    def timed(item: T) -> object:
+        started = time.perf_counter()
+        built = build(item)
+        stats["build_s"] += time.perf_counter() - started
+        return built
+
     if depth <= 0:
         for item in items:
-            yield item, build(item)
+            started = time.perf_counter()
+            built = timed(item)
+            stats["wait_s"] += time.perf_counter() - started
+            yield item, built
         return
     side = torch.cuda.Stream(device) if device.type == "cuda" else None
     if side is not None:  # what the caller queued so far (e.g. the epoch's row indices) comes first
@@ -40,11 +57,11 @@ def prefetched(items: Sequence[T], build: Callable[[T], object], depth: int, dev
                     return
                 if side is not None:
                     with torch.cuda.stream(side):
-                        built = build(item)
+                        built = timed(item)
                         ready = torch.cuda.Event()
                         ready.record(side)
                 else:
-                    built, ready = build(item), None
+                    built, ready = timed(item), None
                 slots.put((item, built, ready))
         except BaseException as err:  # handed to the consumer, raised there
             slots.put((_DONE, err, None))
@@ -55,7 +72,9 @@ def prefetched(items: Sequence[T], build: Callable[[T], object], depth: int, dev
     worker.start()
     try:
         while True:
+            started = time.perf_counter()
             item, built, ready = slots.get()
+            stats["wait_s"] += time.perf_counter() - started
             if item is _DONE:
                 if built is not None:
                     raise built

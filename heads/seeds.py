@@ -94,10 +94,9 @@ def train_seeds(cfg: HeadConfig, table=None, pool=None, verbose: bool = True):
     """Train cfg once per seed in cfg.seeds into <out>/seed<k>, reading labels and loading features once;
     write <out>/seeds.json and seeds.md. Returns a RunResult whose summary holds the means ('splits')
     and mean ± std ('stats')."""
-    from .data import FeaturePool, default_device
+    from .data import FeaturePool
     from .labels import read_labels
-    from .rundir import write_json
-    from .train import RunResult, train
+    from .train import train
 
     seeds = parse_seeds(cfg.seeds)
     if not seeds:
@@ -105,9 +104,7 @@ def train_seeds(cfg: HeadConfig, table=None, pool=None, verbose: bool = True):
     if table is None:
         table = read_labels(cfg.corpus, cfg.labels, cfg.detailed, cfg.classes)
     if pool is None:
-        if not cfg.store:
-            raise HeadError("--store is required")
-        pool = FeaturePool(cfg.store, default_device(cfg.device), cfg.placement, cfg.progress)
+        pool = FeaturePool.for_config(cfg)
     out = Path(cfg.out)
     per_seed = []
     if cfg.lockstep:  # one batch order (the first seed's, or --data-seed) for all; own init and dropout each
@@ -125,7 +122,15 @@ def train_seeds(cfg: HeadConfig, table=None, pool=None, verbose: bool = True):
         result = train(cfg.replace(seeds=[], seed=seed, out=str(out / f"seed{seed}")), table=table, pool=pool,
                        verbose=verbose)
         per_seed.append((seed, result.summary))
-    summary = seeds_summary(out, cfg.dev_split, per_seed)
+    return write_seeds_summary(out, cfg.dev_split, per_seed, verbose)
+
+
+def write_seeds_summary(out: Path, dev_split: str, per_seed: list[tuple[int, dict[str, Any]]], verbose: bool = False):
+    """<out>/seeds.json and seeds.md from the per-seed run summaries; the RunResult of the group."""
+    from .rundir import write_json
+    from .train import RunResult
+
+    summary = seeds_summary(out, dev_split, per_seed)
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "seeds.json", summary)
     text = summary_markdown(summary)

@@ -99,7 +99,7 @@ def run_sweep(base: HeadConfig, spec: str, verbose: bool = True) -> list[dict[st
         resolved.append(cfg)  # every config is validated before the first one trains
     write_json(out / "sweep.json", {"spec": spec, "base": base.to_dict(), "configs": configs})
     device = default_device(base.device)
-    pool = FeaturePool(base.store, device, base.placement, base.progress) if base.store else None
+    pool = FeaturePool.for_config(base, device) if base.store else None
     tables: dict[tuple, Any] = {}
     for g, group in enumerate(sweep_groups(resolved, base.lockstep)):
         if g % world != rank:

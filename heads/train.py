@@ -273,6 +273,9 @@ def infer(model: FusionHead, prep: Prepared, rows: np.ndarray, with_loss: Object
     raw: dict[str, list[torch.Tensor]] = {}
     for start in range(0, len(sorted_rows), cfg.eval_batch_size):
         b = sorted_rows[start:start + cfg.eval_batch_size]
+        for m in prep.modalities.values():  # streamed sets: the batch read in a few slices, not file by file
+            if m.streamed:
+                m.stage(b)
         b_t = torch.as_tensor(b).to(prep.device, non_blocking=True)
         with autocast(prep.device, cfg):
             out = model(batch_inputs(prep, b, b_t, torch.float32))
@@ -403,7 +406,5 @@ def _inputs(cfg: HeadConfig, table: LabelTable | None, pool: FeaturePool | None
         table = iemocap_fold(table, int(cfg.fold), cfg.iemocap_dev)
     device = default_device(cfg.device)
     if pool is None:
-        if not cfg.store:
-            raise HeadError("--store is required")
-        pool = FeaturePool(cfg.store, device, cfg.placement, cfg.progress)
+        pool = FeaturePool.for_config(cfg, device)
     return table, pool, device

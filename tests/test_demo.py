@@ -12,9 +12,9 @@ import pytest
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not installed (bin/setup-env)")]
 
-# A few hundred files: Whisper transcription (~0.8 s a file on 2 cores) is about half of the run time; the
-# whole test took 11 min on the shared 2-core development VM, about 6 when the machine is its own.
-CI_SIZES = dict(train=200, dev=48, test1=48, test2=0, test3=0)
+# The demo's own Train / Development / Test1 sizes (500 training files: the smallest size at which the
+# yardstick measured the paper head above the probe), one seed.
+CI_SIZES = dict(train=500, dev=120, test1=128, test2=0, test3=0)
 HEADS = {"probe", "fusion-focal-prior", "fusion-ce-uniform", "audio-only", "text-only"}
 
 
@@ -71,10 +71,10 @@ def test_ci_size_demo_learns_and_reruns_from_cache(tmp_path):
     rerun = json.loads((out / "runs/fusion-focal-prior/seed0/metrics.json").read_text())
     assert rerun["epochs_run"] == 1
 
-    # Held-out speakers, 8 classes, noisy labels. The probe must learn something that carries over to
-    # unseen speakers. The paper's head is only required to be scored: at 200 training files it does not
-    # beat chance with --preset small-data (measured: 11.1 % against 11.9 %; BENCHMARKS.md "Learning" has
-    # it above the probe only from 500 files), an open finding of issue 10, not something to hide here.
+    # Held-out speakers, 8 classes, noisy labels: what the heads learn must carry over to unseen speakers.
+    # The paper's head clears chance by a wide margin (the yardstick measured 38.7 ± 1.1 % at 500 files on
+    # a larger Development/Test1; chance is ~12 %), and the probe learns too.
     scores = {k: round(m["test1"]["macro_f1"], 3) for k, m in metrics.items()}
     probe = metrics["probe"]["test1"]["macro_f1"]
-    assert probe > chance, f"probe Test1 Macro-F1 {probe:.3f}, chance {chance:.3f}; all: {scores}"
+    assert paper > chance + 0.08, f"paper head Test1 Macro-F1 {paper:.3f}, chance {chance:.3f}; all: {scores}"
+    assert probe > chance + 0.04, f"probe Test1 Macro-F1 {probe:.3f}, chance {chance:.3f}; all: {scores}"

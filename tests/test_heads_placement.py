@@ -31,7 +31,8 @@ def test_placements_and_prefetching_give_the_same_epochs(corpus, tmp_path, place
                       labels=str(corpus.consensus), hidden=16, d_model=16, ff_dim=32, batch_size=16, max_epochs=2,
                       lr=3e-3, dropout=0.2, progress=False, out=str(tmp_path / "ref"), placement="host", prefetch=0)
     ref = train(base, verbose=False)
-    other = train(base.replace(placement=placement, prefetch=prefetch, out=str(tmp_path / "other")), verbose=False)
+    other = train(base.replace(placement=placement, prefetch=prefetch, batch_order="random",
+                               out=str(tmp_path / "other")), verbose=False)
     assert json.loads((other.out / "config.json").read_text())["resolved"]["placement"] == placement
     assert _epochs(other.out) == _epochs(ref.out)
     assert (other.out / "predictions_test1.csv").read_text() == (ref.out / "predictions_test1.csv").read_text()
@@ -54,3 +55,47 @@ def test_prefetching_keeps_order_and_raises_the_builders_error():
     stream = prefetched(list(range(100)), lambda i: i, 2, torch.device("cpu"))
     assert next(stream) == (0, 0)
     stream.close()  # a consumer that stops early leaves no thread behind
+
+
+def test_streaming_in_store_order_equals_host_placement_and_reads_sequentially(corpus, tmp_path):
+    """With --batch-order blocks the batches come from store blocks through a shuffle buffer; streamed from the
+    store (a budget far below the cache's size) they give the same epochs as the resident features, and the
+    store is read in a few slices per window instead of once per utterance."""
+    from sercache.heads.data import FeaturePool
+
+    base = HeadConfig(store=str(corpus.store), features=[corpus.audio], text_features=[corpus.text],
+                      labels=str(corpus.consensus), hidden=16, d_model=16, ff_dim=32, batch_size=16, max_epochs=2,
+                      lr=3e-3, progress=False, out=str(tmp_path / "host"), placement="host", batch_order="blocks",
+                      max_host_gb=1e-4, prefetch=0)
+    host = train(base, verbose=False)
+    pool = FeaturePool.for_config(base.replace(placement="auto"))
+    streamed = train(base.replace(placement="auto", prefetch=2, out=str(tmp_path / "stream")), pool=pool,
+                     verbose=False)
+    assert pool.placement == "stream"  # the budget is far below the cache's size
+    assert _epochs(streamed.out) == _epochs(host.out)
+    random_order = train(base.replace(batch_order="random", out=str(tmp_path / "random")), verbose=False)
+    assert _epochs(random_order.out) != _epochs(host.out)
+    reads = pool.sets[corpus.audio].fs.range_reads  # training windows, channel statistics, dev and test batches
+    rows = json.loads((streamed.out / "config.json").read_text())["resolved"]["rows"]
+    utterances = 2 * (rows["train"] + rows["dev"]) + rows["train"] + sum(v for k, v in rows.items() if "predict" in k)
+    assert 0 < reads < utterances / 20, (reads, utterances)  # instead of one read per utterance
+
+
+def test_block_batches_visit_every_row_once_window_by_window():
+    import numpy as np
+
+    from sercache.heads.sampling import block_batches, store_blocks
+
+    rng = np.random.default_rng(0)
+    rows = np.arange(100, 400)
+    positions = [(int(r) % 3, int(r) * 10) for r in rows]  # three parts
+    blocks = store_blocks(rows, positions, 32)
+    assert np.bincount(blocks).max() == 32 and len(np.unique(blocks)) == 10
+    lengths = np.zeros(400, int)
+    lengths[rows] = rng.integers(10, 500, len(rows))
+    batches, windows = block_batches(rows, blocks, lengths, 8, 64, rng)
+    assert sorted(np.concatenate(batches).tolist()) == rows.tolist()
+    assert windows == sorted(windows) and len(set(windows)) == -(-len(rows) // 64)
+    for w in set(windows):  # a window holds whole blocks only where it does not cut one
+        inside = np.concatenate([b for b, k in zip(batches, windows) if k == w])
+        assert len(np.unique(blocks[inside - 100])) <= 64 // 32 + 2

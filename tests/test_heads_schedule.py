@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from sercache.heads.sampling import batches_per_epoch, epoch_order, length_batches
+from sercache.heads.sampling import batches_per_epoch, block_batches, epoch_order, length_batches
 from sercache.heads.schedule import LearningRate, WeightAverage
 
 
@@ -83,4 +83,7 @@ def test_batches_per_epoch_counts_what_an_epoch_yields(sampler, n, batch, bucket
     lengths = rng.integers(1, 300, size=n)
     order = epoch_order(groups, sampler, rng)
     batches = length_batches(np.arange(n)[order], lengths, batch, bucket, rng)
-    assert batches_per_epoch(groups, sampler, batch, bucket) == len(batches)
+    assert batches_per_epoch(groups, sampler, batch, batch * bucket) == len(batches)
+    blocks = rng.integers(0, 9, size=len(order))
+    stream, _ = block_batches(np.arange(n)[order], blocks, lengths, batch, 5 * batch + 3, rng)
+    assert batches_per_epoch(groups, sampler, batch, 5 * batch + 3) == len(stream)

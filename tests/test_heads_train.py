@@ -143,14 +143,6 @@ def test_variants_train_and_score(corpus, tmp_path, name):
         assert json.loads((tmp_path / name / "config.json").read_text())["resolved"]["features"].keys() == {"audio"}
 
 
-def test_streamed_placement_gives_identical_numbers(corpus, tmp_path):
-    train(config(corpus, tmp_path / "host", placement="host", max_epochs=1), verbose=False)
-    train(config(corpus, tmp_path / "stream", placement="stream", max_epochs=1), verbose=False)
-    a = json.loads((tmp_path / "host" / "epochs.json").read_text())[0]
-    b = json.loads((tmp_path / "stream" / "epochs.json").read_text())[0]
-    assert (a["train_loss"], a["dev_macro_f1"]) == (b["train_loss"], b["dev_macro_f1"])
-
-
 def test_multi_layer_cache_learns_layer_weights(tmp_path):
     c = make_synthetic_corpus(tmp_path / "ml", n_train=120, n_dev=48, n_test=16, audio_dim=16, audio_layers=3,
                               mean_seconds=0.4, std_seconds=0.1, with_text=False, seed=1)
