@@ -142,7 +142,6 @@ class HeadRun:
         self.epochs: list[dict] = []
         self.best_value, self.best_epoch, self.best_state, self.since_best = -math.inf, 0, None, 0
         self.sampler, self.active, self.first_step_s = cfg.sampler, True, None
-        self.batch_time: dict[str, float] = {}  # the epoch's gather time and the part the loop waited for
 
     # ------------------------------------------------------------------------------- an epoch
     def begin_epoch(self, epoch: int, n_batches: int) -> None:
@@ -185,8 +184,8 @@ class HeadRun:
         self.loss_sum += loss.detach()
         self.random.save()
 
-    def end_epoch(self, epoch: int, n_batches: int, waste: float, t_epoch: float, t_train: float,
-                  verbose: bool) -> None:
+    def end_epoch(self, epoch: int, n_batches: int, waste: float, gather: dict[str, float], t_epoch: float,
+                  t_train: float, verbose: bool) -> None:
         """Score dev, keep the best weights, record the epoch, and stop the head when its time has come."""
         from .train import evaluate, infer, selection_value
 
@@ -208,7 +207,7 @@ class HeadRun:
         record = {"epoch": epoch, "train_loss": train_loss, "dev_loss": dev_loss, "lr": self.lr_used,
                   "sampler": self.sampler, "selection": value, "best": improved, "train_s": t_train,
                   "epoch_s": time.perf_counter() - t_epoch, "padding_waste": waste, "batches": n_batches,
-                  "gather_s": self.batch_time.get("build_s", 0.0), "gather_wait_s": self.batch_time.get("wait_s", 0.0),
+                  "gather_s": gather.get("build_s", 0.0), "gather_wait_s": gather.get("wait_s", 0.0),
                   **{f"dev_{k}": v for k, v in metrics.items()}}
         self.epochs.append(record)
         write_epochs(self.out, self.epochs)
@@ -285,18 +284,16 @@ def train_lockstep(cfgs: Sequence[HeadConfig], prep, placement: str, t_start: fl
     rng = np.random.default_rng(data_seed(first))
     device = prep.device
     depth = prefetch_depth(first, placement, device)
+    def build(item: tuple) -> dict:
+        if blocks is not None:
+            blocks.stage(item[0])  # a new window: its features read in a few sequential slices
+        return batch_inputs(prep, item[1], item[2], torch.float32)
+
     epoch = 0
     while any(h.active for h in heads):
         epoch += 1
         t_epoch = time.perf_counter()
-        sampler = "undersample" if first.two_stage_epoch and epoch >= first.two_stage_epoch else first.sampler
-        order = epoch_order(prep.groups, sampler, rng)
-        if blocks is not None:
-            batches = blocks.batches(prep.train[order], rng)
-        else:
-            batches = length_batches(prep.train[order], prep.sort_lengths, first.batch_size, first.bucket_batches,
-                                     rng)
-        waste = padding_share(prep, batches)
+        batches = epoch_batches(prep, first, blocks, epoch, rng)
         active = [h for h in heads if h.active]
         for h in active:
             h.begin_epoch(epoch, len(batches))
@@ -305,13 +302,8 @@ def train_lockstep(cfgs: Sequence[HeadConfig], prep, placement: str, t_start: fl
         items = [(i, rows, all_rows_t[starts[i]:starts[i + 1]]) for i, rows in enumerate(batches)]
         bar = tqdm(total=len(batches), desc=f"epoch {epoch}" + (f" ({len(active)} heads)" if len(heads) > 1 else ""),
                    leave=False, disable=not (first.progress and verbose))
-        def build(item: tuple) -> dict:
-            if blocks is not None:
-                blocks.stage(item[0])  # a new window: its features read in a few sequential slices
-            return batch_inputs(prep, item[1], item[2], torch.float32)
-
-        batch_time: dict[str, float] = {}
-        for (i, _, rows_t), x in prefetched(items, build, depth, device, batch_time):
+        gather: dict[str, float] = {}
+        for (i, _, rows_t), x in prefetched(items, build, depth, device, gather):
             bar.update()
             for h in active:
                 h.step(i, rows_t, x)
@@ -320,11 +312,21 @@ def train_lockstep(cfgs: Sequence[HeadConfig], prep, placement: str, t_start: fl
                         torch.cuda.synchronize(device)
                     h.first_step_s = time.perf_counter() - t_start
         bar.close()
-        t_train = time.perf_counter() - t_epoch
+        t_train, waste = time.perf_counter() - t_epoch, padding_share(prep, batches)
         for h in active:
-            h.batch_time = batch_time
-            h.end_epoch(epoch, len(batches), waste, t_epoch, t_train, verbose and len(heads) == 1)
+            h.end_epoch(epoch, len(batches), waste, gather, t_epoch, t_train, verbose and len(heads) == 1)
     return [h.finish(t_start, t_loaded, verbose) for h in heads]
+
+
+def epoch_batches(prep, cfg: HeadConfig, blocks: "StoreOrder | None", epoch: int, rng: np.random.Generator
+                  ) -> list[np.ndarray]:
+    """One epoch's batches: the sampler's rows (undersampled from MEDUSA's second stage on), cut by length
+    windows over a random order, or through the store-order shuffle buffer when streaming."""
+    sampler = "undersample" if cfg.two_stage_epoch and epoch >= cfg.two_stage_epoch else cfg.sampler
+    order = epoch_order(prep.groups, sampler, rng)
+    if blocks is not None:
+        return blocks.batches(prep.train[order], rng)
+    return length_batches(prep.train[order], prep.sort_lengths, cfg.batch_size, cfg.bucket_batches, rng)
 
 
 STREAM_BLOCK_ROWS = 64  # utterances per store block of the streaming order

@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -87,6 +88,21 @@ def demo(tmp_path_factory):
             "corrected": corrected}
 
 
+def _predict_test1_without(demo, model, hidden: list, tmp_path):
+    """`sercache predict MODEL` on the Test1 wav files while the `hidden` directories are moved away."""
+    aside = [(Path(h), tmp_path / f"hidden-{i}") for i, h in enumerate(hidden)]
+    for path, away in aside:
+        shutil.move(str(path), str(away))
+    try:
+        wavs = [str(demo["corpus"] / "Audios" / u) for u in demo["test1"]]
+        out = tmp_path / "preds.csv"
+        assert cli.main(["predict", str(model), *wavs, "--out", str(out), "--device", "cpu"]) == 0
+    finally:
+        for path, away in aside:
+            shutil.move(str(away), str(path))
+    return out
+
+
 def _check_reproduces(preds: dict, run_csv: dict, letters: list[str]) -> None:
     assert set(run_csv) <= set(preds)
     for uid, want in run_csv.items():
@@ -119,16 +135,7 @@ def test_exported_head_reproduces_the_run_from_wav_files(demo, head, tmp_path):
         chain = provenance[demo["text"]]["texts"]
         assert [t["kind"] for t in chain] == ["corrected", "asr"] and chain[0]["aec_weights_sha256"]
     # no run directory and no store around: only the export and the wav files
-    shutil.move(str(run), str(tmp_path / "hidden-run"))
-    store_aside = tmp_path / "hidden-store"
-    shutil.move(str(demo["store"]), str(store_aside))
-    try:
-        wavs = [str(demo["corpus"] / "Audios" / u) for u in demo["test1"]]
-        out = tmp_path / "preds.csv"
-        assert cli.main(["predict", str(export), *wavs, "--out", str(out), "--device", "cpu"]) == 0
-    finally:
-        shutil.move(str(store_aside), str(demo["store"]))
-        shutil.move(str(tmp_path / "hidden-run"), str(run))
+    out = _predict_test1_without(demo, export, [run, demo["store"]], tmp_path)
     letters = json.loads((export / heads[-1] / "classes.json").read_text())["letters"]
     preds = _read(out)
     _check_reproduces(preds, _read(run / "predictions_test1.csv"), letters)
@@ -213,13 +220,6 @@ def test_a_run_whose_store_is_gone_predicts_from_its_checkpoint_provenance(demo,
     """The checkpoint records each feature set's recipe (for text, its ASR -> AEC chain), so a run directory
     predicts from audio after its store was moved or deleted."""
     run = demo["runs"][head]
-    store_aside = tmp_path / "hidden-store"
-    shutil.move(str(demo["store"]), str(store_aside))
-    try:
-        wavs = [str(demo["corpus"] / "Audios" / u) for u in demo["test1"]]
-        out = tmp_path / "preds.csv"
-        assert cli.main(["predict", str(run), *wavs, "--out", str(out), "--device", "cpu"]) == 0
-    finally:
-        shutil.move(str(store_aside), str(demo["store"]))
+    out = _predict_test1_without(demo, run, [demo["store"]], tmp_path)
     letters = json.loads((run / "config.json").read_text())["resolved"]["classes"]["letters"]
     _check_reproduces(_read(out), _read(run / "predictions_test1.csv"), letters)
