@@ -161,8 +161,8 @@ class HeadConfig:
     max_epochs: int = opt(20, "maximum epochs", group="training")
     patience: int = opt(5, "early stopping: epochs without dev improvement (0: off)", group="training")
     schedule: str = opt("plateau", "learning-rate schedule: plateau (the paper's: multiply by --plateau-factor "
-                                   "after --plateau-patience epochs without dev improvement) or cosine (decay to 0 "
-                                   "at the last step of --max-epochs, whatever dev does)", SCHEDULES, group="training")
+                                   "after --plateau-patience epochs without dev improvement) or cosine (decay towards "
+                                   "0 over --max-epochs, whatever dev does)", SCHEDULES, group="training")
     warmup_epochs: float = opt(0.0, "linear learning-rate warm-up over this many epochs, stepped per batch",
                                group="training")
     ema_epochs: float = opt(0.0, "evaluate and keep an exponential moving average of the weights over about this "

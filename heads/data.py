@@ -279,6 +279,7 @@ class Modality:
         self.lengths = np.minimum(lengths[0], max_frames) if max_frames else lengths[0]
         self.packed_t = [torch.as_tensor(p).to(s.offsets.device) for p, s in zip(self.packed_np, sets)]
         self.streamed = any(s.frames is None for s in sets)
+        self._stats: dict[bytes, tuple[torch.Tensor, torch.Tensor]] = {}  # rows -> channel_stats (lockstep heads)
 
     def gather(self, rows: np.ndarray, rows_t: torch.Tensor | None, T: int, dtype: torch.dtype
                ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -313,7 +314,14 @@ class Modality:
 
     @torch.no_grad()
     def channel_stats(self, rows: np.ndarray, batch: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
-        """Mean and std of every channel over the valid frames of `rows` (float64 sums, one pass)."""
+        """Mean and std of every channel over the valid frames of `rows` (float64 sums, one pass; computed once
+        per row set, so K heads in lockstep do not read a streamed train split K times)."""
+        key = np.asarray(rows, np.int64).tobytes()
+        if key not in self._stats:
+            self._stats[key] = self._channel_stats(rows, batch)
+        return self._stats[key]
+
+    def _channel_stats(self, rows: np.ndarray, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
         total = torch.zeros(self.frame_shape, dtype=torch.float64, device=self.device)
         squares = torch.zeros_like(total)
         count = 0

@@ -18,7 +18,7 @@ import dataclasses
 import math
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -95,7 +95,9 @@ class HeadRun:
     def __init__(self, cfg: HeadConfig, prep, placement: str, steps_per_epoch: int):
         from .train import residency, selection_metric
 
-        self.cfg, self.prep = cfg, prep
+        # the shared rows and features under this head's own config: inference (eval batch, amp, the loss's
+        # probabilities) and selection read prep.cfg, and those settings may differ between lockstep heads
+        self.cfg, self.prep = cfg, dataclasses.replace(prep, cfg=cfg)
         table, device = prep.table, prep.device
         self.task = cfg.resolved_task()
         self.out = Path(cfg.out)
@@ -382,13 +384,14 @@ def padding_share(prep, batches: list[np.ndarray]) -> float:
     return 1.0 - real / seen if seen else 0.0
 
 
+def can_lockstep(cfg: HeadConfig) -> bool:
+    """Neural heads of one split share batches; the probe (one sklearn fit) and IEMOCAP's all-folds run do not."""
+    return cfg.head != "probe" and not (cfg.corpus == "iemocap" and cfg.fold in ("", "all"))
+
+
 def lockstep_groups(cfgs: Sequence[HeadConfig]) -> list[list[int]]:
     """Indices of `cfgs` grouped by data signature (first appearance order): each group can share batches."""
     groups: dict[tuple, list[int]] = {}
     for i, cfg in enumerate(cfgs):
         groups.setdefault(data_signature(cfg), []).append(i)
     return list(groups.values())
-
-
-def replace_all(cfgs: Sequence[HeadConfig], **changes: Any) -> list[HeadConfig]:
-    return [dataclasses.replace(c, **changes) for c in cfgs]

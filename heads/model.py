@@ -185,6 +185,11 @@ class CosineLinear(nn.Module):
         return F.normalize(x.float(), dim=-1) @ F.normalize(self.weight.float(), dim=-1).t()
 
 
+def class_layer(n_in: int, spec: HeadSpec) -> nn.Module:
+    """The last layer of every class output: cosines under AM-Softmax (its margin and scale assume them)."""
+    return CosineLinear(n_in, spec.n_classes) if spec.cosine else nn.Linear(n_in, spec.n_classes)
+
+
 class TaskHeads(nn.Module):
     """trunk (the MLP after fusion) + one MLP per task; A/V/D through sigmoid and min-max mapping."""
 
@@ -195,8 +200,7 @@ class TaskHeads(nn.Module):
         self.task = spec.task
         if spec.task in ("class", "both"):
             body = nn.Sequential(nn.Linear(h, h), nn.ReLU(), nn.Dropout(spec.dropout))
-            last = CosineLinear(h, spec.n_classes) if spec.cosine else nn.Linear(h, spec.n_classes)
-            self.classes = nn.Sequential(body, last)
+            self.classes = nn.Sequential(body, class_layer(h, spec))
         if spec.task in ("avd", "both"):
             self.avd = mlp(h, h, 3, spec.dropout)
         if spec.aux == "gender":
@@ -282,8 +286,9 @@ class FusionHead(nn.Module):
                 pooled += spec.d_model
             self.heads = TaskHeads(pooled, spec)
         if spec.unimodal_classifiers and fusion != "late" and len(self.names) > 1 and spec.task != "avd":
-            self.unimodal = nn.ModuleDict({m: mlp(self.encoders[m].out_dim, spec.hidden, spec.n_classes, spec.dropout)
-                                           for m in self.names})
+            self.unimodal = nn.ModuleDict({
+                m: nn.Sequential(nn.Linear(self.encoders[m].out_dim, spec.hidden), nn.ReLU(), nn.Dropout(spec.dropout),
+                                 class_layer(spec.hidden, spec)) for m in self.names})
 
     def forward(self, inputs: dict[str, tuple[torch.Tensor, torch.Tensor]],
                 mix: tuple[torch.Tensor, float] | None = None) -> dict[str, torch.Tensor]:

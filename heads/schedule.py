@@ -1,10 +1,11 @@
 """The learning rate over training, and the weight average that is evaluated and kept.
 
 `plateau` is the paper's plateau-type scheduler (ReduceLROnPlateau semantics on the dev selection
-metric, mode max, relative threshold 1e-4). `cosine` decays the rate to 0 at the last step of
-`max_epochs`; on small corpora the dev metric is too noisy for a plateau rule to act on (52 scored dev
-files move Macro-F1 by points between epochs), so a schedule that does not read it is more stable.
-Both start with an optional linear warm-up, stepped per batch.
+metric, mode max, relative threshold 1e-4). `cosine` decays the rate from step 0 towards 0 after the
+last step of `max_epochs` (planned with the first stage's batches per epoch); on small corpora the
+dev metric is too noisy for a plateau rule to act on (52 scored dev files move Macro-F1 by points
+between epochs), so a schedule that does not read it is more stable.
+Either is multiplied by an optional linear warm-up over the first steps, stepped per batch.
 
 `WeightAverage` keeps an exponential moving average of the weights with a horizon given in epochs
 (decay = 1 - 1 / (epochs * batches per epoch)), so the same setting means the same averaging window

@@ -107,7 +107,9 @@ def train_seeds(cfg: HeadConfig, table=None, pool=None, verbose: bool = True):
         pool = FeaturePool.for_config(cfg)
     out = Path(cfg.out)
     per_seed = []
-    if cfg.lockstep:  # one batch order (the first seed's, or --data-seed) for all; own init and dropout each
+    from .loop import can_lockstep
+
+    if cfg.lockstep and can_lockstep(cfg):  # one batch order (the first seed's, or --data-seed); own init, dropout
         from .train import train_together
 
         shared = cfg.data_seed if cfg.data_seed >= 0 else seeds[0]
@@ -116,12 +118,13 @@ def train_seeds(cfg: HeadConfig, table=None, pool=None, verbose: bool = True):
             print(f"seeds {', '.join(map(str, seeds))} in lockstep (batch order of seed {shared}) -> {out}", flush=True)
         results = train_together(members, table=table, pool=pool, verbose=verbose)
         per_seed = [(seed, r.summary) for seed, r in zip(seeds, results)]
-    for seed in seeds if not cfg.lockstep else []:
-        if verbose:
-            print(f"seed {seed} -> {out / f'seed{seed}'}", flush=True)
-        result = train(cfg.replace(seeds=[], seed=seed, out=str(out / f"seed{seed}")), table=table, pool=pool,
-                       verbose=verbose)
-        per_seed.append((seed, result.summary))
+    else:  # one after the other (the probe and IEMOCAP's all-folds run always: --lockstep does not apply)
+        for seed in seeds:
+            if verbose:
+                print(f"seed {seed} -> {out / f'seed{seed}'}", flush=True)
+            result = train(cfg.replace(seeds=[], seed=seed, out=str(out / f"seed{seed}")), table=table, pool=pool,
+                           verbose=verbose)
+            per_seed.append((seed, result.summary))
     return write_seeds_summary(out, cfg.dev_split, per_seed, verbose)
 
 

@@ -131,10 +131,9 @@ def run_sweep(base: HeadConfig, spec: str, verbose: bool = True) -> list[dict[st
 def sweep_groups(cfgs: list[HeadConfig], lockstep: bool) -> list[list[int]]:
     """The units of work, in config order: one config each, or with --lockstep the configs that can share
     batches (equal data settings and batch-order seed; neural heads of one split) as one group."""
-    from .loop import lockstep_groups
+    from .loop import can_lockstep, lockstep_groups
 
-    alone = [i for i, c in enumerate(cfgs) if not lockstep or c.head == "probe" or c.seeds
-             or (c.corpus == "iemocap" and c.fold in ("", "all"))]
+    alone = [i for i, c in enumerate(cfgs) if not lockstep or c.seeds or not can_lockstep(c)]
     rest = [i for i in range(len(cfgs)) if i not in alone]
     groups = [[rest[j] for j in g] for g in lockstep_groups([cfgs[i] for i in rest])] + [[i] for i in alone]
     return sorted(groups, key=lambda g: g[0])

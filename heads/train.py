@@ -379,12 +379,11 @@ def train_together(cfgs: list[HeadConfig], table: LabelTable | None = None, pool
     """Train neural heads whose data settings are equal in lockstep (heads/loop.py): one batch gathered once
     for all of them, each with its own loss, seed, optimiser and checkpoint selection."""
     from .baseline import resolve_head
-    from .loop import check_lockstep, train_lockstep
+    from .loop import can_lockstep, train_lockstep
 
     cfgs = [resolve_head(c.validate()) for c in cfgs]
-    check_lockstep(cfgs)
     cfg = cfgs[0]
-    if any(c.head == "probe" for c in cfgs) or (cfg.corpus == "iemocap" and cfg.fold in ("", "all")):
+    if not all(can_lockstep(c) for c in cfgs):
         raise HeadError("lockstep training takes neural heads of one split: not --head probe, not IEMOCAP --fold all")
     t_start = time.perf_counter()
     table, pool, device = _inputs(cfg, table, pool)

@@ -191,10 +191,9 @@ def train_heads(s: DemoSettings, corpus: Path, store: Path, text_features: str) 
         configs = {name: cfg.replace(allow_empty_classes=True) for name, cfg in configs.items()}
     jobs = [(name, cfg.replace(seeds=[], seed=seed, out=str(Path(cfg.out) / f"seed{seed}"), threads=1))
             for name, cfg in configs.items() for seed in cfg.seeds]
-    print(f"--- {len(jobs)} head trainings on {min(s.jobs, os.cpu_count() or 1)} worker process(es)",
-          file=sys.stderr, flush=True)
-    started = time.perf_counter()
     workers = max(1, min(s.jobs, os.cpu_count() or 1))
+    print(f"--- {len(jobs)} head trainings on {workers} worker process(es)", file=sys.stderr, flush=True)
+    started = time.perf_counter()
     done = Parallel(n_jobs=workers, backend="loky")(delayed(_train_one)(name, cfg) for name, cfg in jobs)
     print(f"    {time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)
     runs = {}

@@ -20,6 +20,7 @@ HEADS = [  # differ in loss, weights, seed, schedule, averaging, regularisation 
     {"loss": "ce", "seed": 5, "schedule": "cosine", "ema_epochs": 1, "modality_dropout": 0.3, "unimodal_weight": 0.5},
     {"loss": "focal", "gamma": 3.0, "seed": 2, "mixup_p": 0.5, "max_epochs": 2, "fusion": "late"},
     {"loss": "ce", "seed": 1, "patience": 1, "lr": 1e-5, "dropout": 0.3, "frame_stride": 2},
+    {"loss": "amsoftmax", "am_scale": 10.0, "seed": 3, "unimodal_weight": 0.5},  # its own probabilities
 ]
 
 
@@ -60,6 +61,11 @@ def test_seeds_in_lockstep_share_the_first_seeds_batch_order(corpus, tmp_path):
     again = train(HeadConfig.from_dict({k: v for k, v in saved.items() if k != "resolved"})
                   .replace(out=str(tmp_path / "again")), verbose=False)
     assert _outcome(again.out) == _outcome(tmp_path / "seeds" / "seed4")
+
+
+def test_seeds_with_lockstep_train_a_probe_one_seed_after_the_other(corpus, tmp_path):
+    result = train(config(corpus, tmp_path / "probe", head="probe", seeds=[0, 1], lockstep=True), verbose=False)
+    assert result.summary["stats"]["test1"]["macro_f1"]["n"] == 2
 
 
 def test_lockstep_refuses_heads_with_other_batches(corpus, tmp_path):

@@ -4,6 +4,7 @@ without background prefetching, and features streamed from the store, give the s
 from __future__ import annotations
 
 import json
+import threading
 
 import pytest
 import torch
@@ -55,6 +56,10 @@ def test_prefetching_keeps_order_and_raises_the_builders_error():
     stream = prefetched(list(range(100)), lambda i: i, 2, torch.device("cpu"))
     assert next(stream) == (0, 0)
     stream.close()  # a consumer that stops early leaves no thread behind
+    for thread in threading.enumerate():
+        if thread.name == "sercache-prefetch":
+            thread.join(timeout=5)
+            assert not thread.is_alive()
 
 
 def test_streaming_in_store_order_equals_host_placement_and_reads_sequentially(corpus, tmp_path):
