@@ -9,7 +9,9 @@ ones every head would draw alone.
 
 Each head also keeps its own torch random state (initialisation, dropout, modality and annotation
 dropout), swapped in around its step: a head trained in lockstep gets exactly the numbers it gets
-when trained alone with the same `data_seed` (tests/test_heads_lockstep.py checks it).
+when trained alone with the same `data_seed` (tests/test_heads_lockstep.py checks it). The times a
+lockstep run records (train_s, epoch_s, first_step_s) are the group's wall time with all K heads'
+steps in it, not one head's.
 """
 
 from __future__ import annotations
@@ -92,7 +94,7 @@ class _RandomState:
 class HeadRun:
     """One head being trained on the batches it is given: model, objective, optimiser, selection, records."""
 
-    def __init__(self, cfg: HeadConfig, prep, placement: str, steps_per_epoch: int):
+    def __init__(self, cfg: HeadConfig, prep, placement: str, steps_per_epoch: int, window_rows: int):
         from .train import residency, selection_metric
 
         # the shared rows and features under this head's own config: inference (eval batch, amp, the loss's
@@ -138,7 +140,8 @@ class HeadRun:
                      **{f"predict_{s}": int(len(r)) for s, r in prep.predict.items()}},
             "device": str(device), "placement": placement, "selection_metric": self.metric_name,
             "notes": prep.notes, "torch": torch.__version__, "residency": residency(prep),
-            "data_seed": data_seed(cfg),
+            "data_seed": data_seed(cfg), "batch_order": batch_order(cfg, placement),
+            "window_rows": window_rows,  # rows sorted by length together (a bucket, or the shuffle buffer)
         }
         write_json(self.out / "config.json", {**cfg.to_dict(), "resolved": self.info})
         self.epochs: list[dict] = []
@@ -279,7 +282,7 @@ def train_lockstep(cfgs: Sequence[HeadConfig], prep, placement: str, t_start: fl
     blocks = StoreOrder(prep, first, placement) if batch_order(first, placement) == "blocks" else None
     window = blocks.window_rows if blocks is not None else first.batch_size * max(first.bucket_batches, 1)
     steps = batches_per_epoch(prep.groups, first.sampler, first.batch_size, window)
-    heads = [HeadRun(cfg, prep, placement, steps) for cfg in cfgs]
+    heads = [HeadRun(cfg, prep, placement, steps, window) for cfg in cfgs]
     for note in prep.notes:
         if verbose:
             print(f"note: {note}", flush=True)
