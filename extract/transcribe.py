@@ -8,9 +8,11 @@ Two backends over the same manifests as audio extraction:
   batches the chunks of one long recording, not separate short clips).
 Whisper modes (faster-whisper): `padded` (default) encodes the 30-s window every Whisper model was
 trained on; `trimmed` encodes only the clip plus `trim_margin` seconds of silence, about 30 s / (duration
-+ margin) times less encoder compute for short clips. The margin matters: decoding straight from the
-clip's own frames breaks down (whisper-base on espeak clips: 143 % WER trimmed, 25 % with a 3-s margin,
-29 % padded; BENCHMARKS.md has the measurement). Clips longer than 30 s minus the margin are decoded padded.
++ margin) times less encoder compute for short clips, at a cost in accuracy that depends on the clips
+(BENCHMARKS.md, "Transcription"): whisper-base on 40 espeak clips, beam 1, gave 25 % WER trimmed against
+29 % padded, but on 24 others, beam 5, 17 % against 9 %, with some sentences decoded twice; without the
+margin decoding breaks down (143 %). A speed option, not a free one: the default stays padded. Clips longer
+than 30 s minus the margin are decoded padded.
 Decoding is deterministic: temperature 0 without fallback, beam search, no conditioning on
 previous text. Whisper's own no-speech rule applies (no_speech_prob > 0.6 and avg_logprob < -1
 gives an empty transcript), and empty or silent audio gives "" without running the model.

@@ -53,8 +53,10 @@ class DemoSettings:
     seeds: list = field(default_factory=lambda: [0, 1, 2],
                         metadata={"help": "seeds every head is trained with (mean ± std over them)"})
     aec_epochs: int = field(default=3, metadata={"help": "epochs of the ASR error-correction model"})
-    epochs: int = field(default=0, metadata={"help": "cap on the neural heads' epochs (0: the small-data preset's "
-                                                     "max_epochs)"})
+    # 20 of the preset's 30 epochs keep the 12 neural trainings, most of the run, within the 10-minute budget on
+    # 2 cores (README, "Time"); the cosine schedule is planned over these 20.
+    epochs: int = field(default=20, metadata={"help": "cap on the neural heads' epochs (0: the small-data preset's "
+                                                      "max_epochs, 30)"})
     jobs: int = field(default=2, metadata={"help": "worker processes for the head trainings (one torch thread "
                                                    "each)"})
 
@@ -77,7 +79,8 @@ def transcribe(corpus: Path, store: Path) -> None:
     from sercache.extract.transcribe import TranscribeConfig, run_transcription
 
     # Trimmed: each clip plus 3 s of silence instead of the 30-s window, ~6x less encoder compute on these
-    # 2-5 s clips at an equal WER (BENCHMARKS.md, "Transcription"); the text set records the mode.
+    # 2-5 s clips, which keeps the demo in minutes; its WER is sometimes higher than padded decoding's
+    # (BENCHMARKS.md, "Transcription"). The text set records the mode.
     run_transcription(TranscribeConfig(input=str(corpus), store=str(store), model="whisper-base-ct2",
                                        compute_type="int8", beam_size=1, device="cpu", whisper_mode="trimmed"))
     writer = TextSetWriter(open_store(store), HUMAN)
