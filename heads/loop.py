@@ -33,7 +33,7 @@ from .losses import Objective, Targets, class_weights, mixed
 from .model import FusionHead, HeadSpec
 from .prefetch import prefetched
 from .rundir import write_epochs, write_json, write_predictions
-from .sampling import batches_per_epoch, block_batches, epoch_order, length_batches, store_blocks
+from .sampling import batches_per_epoch, block_batches, epoch_order, length_batches, padding_waste, store_blocks
 from .schedule import LearningRate, WeightAverage
 
 # What lockstep members may set differently: the model, the objective, the optimisation and the run's own
@@ -317,7 +317,8 @@ def train_lockstep(cfgs: Sequence[HeadConfig], prep, placement: str, t_start: fl
                         torch.cuda.synchronize(device)
                     h.first_step_s = time.perf_counter() - t_start
         bar.close()
-        t_train, waste = time.perf_counter() - t_epoch, padding_share(prep, batches)
+        t_train = time.perf_counter() - t_epoch
+        waste = padding_waste(batches, *(m.lengths for m in prep.modalities.values()))
         for h in active:
             h.end_epoch(epoch, len(batches), waste, gather, t_epoch, t_train, verbose and len(heads) == 1)
     return [h.finish(t_start, t_loaded, verbose) for h in heads]
@@ -374,17 +375,6 @@ def prefetch_depth(cfg: HeadConfig, placement: str, device: torch.device) -> int
     if cfg.prefetch >= 0:
         return cfg.prefetch
     return 2 if placement == "stream" or (placement == "host" and device.type == "cuda") else 0
-
-
-def padding_share(prep, batches: list[np.ndarray]) -> float:
-    """Padding share over all frames the transformers see (every modality together)."""
-    seen = real = 0
-    for m in prep.modalities.values():
-        for b in batches:
-            lengths = m.lengths[b]
-            seen += len(b) * int(lengths.max())
-            real += int(lengths.sum())
-    return 1.0 - real / seen if seen else 0.0
 
 
 def can_lockstep(cfg: HeadConfig) -> bool:

@@ -52,10 +52,11 @@ def length_batches(order: np.ndarray, lengths: np.ndarray, batch_size: int, buck
     return batches
 
 
-def padding_waste(batches: list[np.ndarray], lengths: np.ndarray) -> float:
-    """Share of the frames the model processes that are padding: sum(B*T_max - sum L) / sum(B*T_max)."""
-    seen = sum(len(b) * int(lengths[b].max()) for b in batches if len(b))
-    real = sum(int(lengths[b].sum()) for b in batches)
+def padding_waste(batches: list[np.ndarray], *lengths: np.ndarray) -> float:
+    """Share of the frames the model processes that are padding: sum(B*T_max - sum L) / sum(B*T_max), over
+    every length array given together (one per modality: the transformers see each padded sequence)."""
+    seen = sum(len(b) * int(length[b].max()) for length in lengths for b in batches if len(b))
+    real = sum(int(length[b].sum()) for length in lengths for b in batches)
     return 1.0 - real / seen if seen else 0.0
 
 

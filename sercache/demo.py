@@ -209,12 +209,10 @@ def train_heads(s: DemoSettings, corpus: Path, store: Path, text_features: str) 
 
 def _train_one(name: str, cfg) -> tuple[int, dict[str, Any]]:
     """One head run in a worker process: (seed, its metrics summary)."""
-    import warnings as _warnings
-
     from sercache.heads import train
 
-    with _warnings.catch_warnings():
-        _warnings.simplefilter("ignore", UserWarning)  # small splits: sklearn and the empty-class note
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # small splits: sklearn and the empty-class note
         result = train(cfg, verbose=False)
     print(f"    {name} seed {cfg.seed}: Test1 Macro-F1 {100 * result.summary['splits']['test1']['macro_f1']:.1f} "
           f"({result.summary['timing']['total_s']:.0f} s)", file=sys.stderr, flush=True)
