@@ -1,0 +1,54 @@
+"""Dropout whose CPU masks cost a fraction of torch's.
+
+On a CPU, torch's dropout draws one 32-bit Mersenne-Twister number per element (`bernoulli_`): with the
+small-data preset (dropout 0.2) that was 28 % of a training step of the demo's fusion head on one core, and
+these masks take back about half of it (BENCHMARKS.md, "Dropout on the CPU"). Here one 64-bit draw gives
+four 16-bit lanes, each compared with a threshold: Bernoulli masks as
+before, with the drop probability rounded to a multiple of 1/65536 and the kept values scaled by the exact
+inverse of the keep probability, so the expectation is unchanged. The draws come from torch's own generator,
+so `torch.manual_seed` and saved RNG states (lockstep training) reproduce them. On other devices torch's
+kernel is fast already and is used as is.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+LANES = 4  # 16-bit lanes per 64-bit draw
+LEVELS = 1 << 16  # values a lane takes
+
+
+def keep_mask(shape: torch.Size | tuple[int, ...], p: float, device: torch.device) -> tuple[torch.Tensor, float]:
+    """A bool mask of `shape` (True: kept) whose elements are dropped independently with probability
+    round(p * 65536) / 65536, and that keep probability."""
+    n = math.prod(shape)
+    draws = torch.randint(-(1 << 63), (1 << 63) - 1, (-(-n // LANES),), dtype=torch.int64, device=device)
+    lanes = draws.view(torch.int16)[:n].view(shape)  # uniform over [-32768, 32767]
+    dropped_levels = round(p * LEVELS)
+    return lanes >= dropped_levels - LEVELS // 2, 1.0 - dropped_levels / LEVELS
+
+
+class Dropout(nn.Dropout):
+    """`nn.Dropout` with the cheap CPU mask above; anything else (eval, CUDA, in place, p of 0 or 1) is
+    nn.Dropout's own path."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or x.device.type != "cpu" or self.inplace or not 0 < self.p < 1:
+            return super().forward(x)
+        keep, q = keep_mask(x.shape, self.p, x.device)
+        if q >= 1.0:  # p below 1/131072 rounds to no dropout
+            return x
+        return x * keep.to(x.dtype).mul_(1.0 / q)
+
+
+def use_fast_dropout(module: nn.Module) -> nn.Module:
+    """Replace every `nn.Dropout` inside `module` (torch's transformer layers included) by `Dropout`.
+    Dropout holds no parameters, so state dicts and checkpoints are unchanged."""
+    for parent in module.modules():
+        for name, child in list(parent.named_children()):
+            if type(child) is nn.Dropout:
+                setattr(parent, name, Dropout(child.p))
+    return module
