@@ -245,13 +245,14 @@ class ReportOptions:
     title: str = field(default="sercache heads report", metadata={"help": "title of report.md and report.html"})
     html: bool = field(default=True, metadata={"help": "also write a self-contained report.html"})
     curves: bool = field(default=True, metadata={"help": "draw learning-curve figures"})
+    jobs: int = field(default=0, metadata={"help": "processes drawing the figures (0: one per core)"})
 
 
 def _report(args: argparse.Namespace) -> None:
     from .report import build_report
 
     o = from_namespace(ReportOptions, args)
-    build_report(o.runs, o.out, o.title, o.html, o.curves, verbose=True)
+    build_report(o.runs, o.out, o.title, o.html, o.curves, verbose=True, jobs=o.jobs)
 
 
 REPORT = Command(

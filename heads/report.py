@@ -19,7 +19,7 @@ import math
 import os
 import re
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -188,6 +188,38 @@ def leaderboard_figure(rows: list[dict], metric: str, path: Path) -> Path | None
     return path
 
 
+FIGURES_PER_WORKER = 4  # fewer and a worker's start (importing matplotlib) costs more than it saves
+
+
+class Figures:
+    """The figures of a report, drawn together once the document is laid out. Each costs about half a second
+    of matplotlib layout and PNG encoding, and a report over seeds has many (the demo's: 70), so they are
+    drawn in `jobs` worker processes."""
+
+    def __init__(self, doc: "Doc"):
+        self.doc = doc
+        self.tasks: list[tuple[Callable[..., Any], tuple, dict[str, Any]]] = []
+        self.paths: list[Path] = []
+
+    def add(self, path: Path, alt: str, draw: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        """`draw(*args, **kwargs, path=path)` makes the PNG at `path`, shown in the document here."""
+        self.tasks.append((draw, args, {**kwargs, "path": path}))
+        self.paths.append(path)
+        self.doc.img(path, alt)
+
+    def draw(self, jobs: int = 0) -> list[Path]:
+        workers = min(jobs or os.cpu_count() or 1, max(len(self.tasks) // FIGURES_PER_WORKER, 1))
+        if workers <= 1:
+            for draw, args, kwargs in self.tasks:
+                draw(*args, **kwargs)
+        else:
+            from joblib import Parallel, delayed
+
+            Parallel(n_jobs=workers, backend="loky")(delayed(draw)(*args, **kwargs)
+                                                     for draw, args, kwargs in self.tasks)
+        return self.paths
+
+
 # ----------------------------------------------------------------------------------- document model
 class Doc:
     """Blocks rendered both as Markdown and as self-contained HTML."""
@@ -310,7 +342,9 @@ def leaderboard_rows(runs: list[RunOutputs], labels: list[str]) -> dict[str, lis
 
 
 def build_report(paths: Sequence[str | Path], out: str | Path, title: str = "sercache heads report",
-                 html_page: bool = True, curves: bool = True, verbose: bool = True) -> dict[str, Any]:
+                 html_page: bool = True, curves: bool = True, verbose: bool = True, jobs: int = 0) -> dict[str, Any]:
+    """report.md (+ report.html) and the figures of every run under `paths`; `jobs`: processes drawing the
+    figures (0: one per core)."""
     out = Path(out)
     run_paths = find_runs(paths)
     runs = [load_run(p, read_splits=False) for p in run_paths]
@@ -323,7 +357,7 @@ def build_report(paths: Sequence[str | Path], out: str | Path, title: str = "ser
     doc.p(f"{len(runs)} run(s): " + ", ".join(f"`{label}`" for label in labels))
     doc.p(f"WA = {DEFINITIONS['accuracy']}; UA = {DEFINITIONS['balanced_accuracy']}; Macro-F1 = "
           f"{DEFINITIONS['macro_f1']}. Percentages with two decimals; CCC with four.")
-    images: list[Path] = []
+    figures = Figures(doc)
 
     boards = leaderboard_rows(runs, labels)
     doc.h(2, "Leaderboard")
@@ -350,10 +384,9 @@ def build_report(paths: Sequence[str | Path], out: str | Path, title: str = "ser
             table_rows.append(line)
         doc.p(f"Sorted by dev {shown} (the selection metric); best first.")
         doc.table(header, table_rows)
-        fig = leaderboard_figure(rows, metric, fig_dir / f"leaderboard_{metric}.png")
-        if fig:
-            doc.img(fig, f"leaderboard by dev {metric}")
-            images.append(fig)
+        if len(rows) > 1:
+            figures.add(fig_dir / f"leaderboard_{metric}.png", f"leaderboard by dev {metric}", leaderboard_figure,
+                        [{k: r[k] for k in ("label", "kind", "dev")} for r in rows], metric)
 
     from .seedstats import seed_section
 
@@ -387,18 +420,13 @@ def build_report(paths: Sequence[str | Path], out: str | Path, title: str = "ser
             doc.table(["class", "name", "precision", "recall", "F1", "support"],
                       [[c, n, pct(pc["precision"][j]), pct(pc["recall"][j]), pct(pc["f1"][j]), int(pc["support"][j])]
                        for j, (c, n) in enumerate(zip(run.letters, run.names))])
-            fig = confusion_figure(m["confusion"], run.letters,
-                                   f"{label} — {split}: Macro-F1 {pct(m.get('macro_f1'))} %, UA "
-                                   f"{pct(m.get('balanced_accuracy'))} %, n = {m.get('n')}",
-                                   fig_dir / f"{stem}_confusion_{_safe(split)}.png", run.names)
-            doc.img(fig, f"confusion matrix {label} {split}")
-            images.append(fig)
-        if curves and run.kind == "run":
-            fig = curves_figure(run.epochs, run.selection_metric, f"{label}: learning curves",
-                                fig_dir / f"{stem}_curves.png")
-            if fig:
-                doc.img(fig, f"learning curves {label}")
-                images.append(fig)
+            figures.add(fig_dir / f"{stem}_confusion_{_safe(split)}.png", f"confusion matrix {label} {split}",
+                        confusion_figure, m["confusion"], run.letters,
+                        f"{label} — {split}: Macro-F1 {pct(m.get('macro_f1'))} %, UA "
+                        f"{pct(m.get('balanced_accuracy'))} %, n = {m.get('n')}", names=run.names)
+        if curves and run.kind == "run" and run.epochs:
+            figures.add(fig_dir / f"{stem}_curves.png", f"learning curves {label}", curves_figure, run.epochs,
+                        run.selection_metric, f"{label}: learning curves")
         dec_path = run.path / "decision.json"
         if dec_path.is_file() and run.kind == "run":
             d = json.loads(dec_path.read_text())
@@ -412,6 +440,7 @@ def build_report(paths: Sequence[str | Path], out: str | Path, title: str = "ser
             if "cv" in d:
                 doc.p(f"Out-of-fold estimate on dev ({d['cv']['folds']} folds): Macro-F1 "
                       f"{pct(d['cv']['macro_f1_untuned'])} -> {pct(d['cv']['macro_f1_oof'])}")
+    images = figures.draw(jobs)
     (out / "report.md").write_text(doc.markdown())
     files = [out / "report.md"]
     if html_page:

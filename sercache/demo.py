@@ -58,7 +58,7 @@ class DemoSettings:
     epochs: int = field(default=20, metadata={"help": "cap on the neural heads' epochs (0: the small-data preset's "
                                                       "max_epochs, 30)"})
     jobs: int = field(default=2, metadata={"help": "worker processes for the head trainings (one torch thread "
-                                                   "each)"})
+                                                   "each) and the report's figures"})
 
     def sizes(self) -> BenchSizes:
         return BenchSizes(self.train, self.dev, self.test1, self.test2, self.test3)
@@ -229,7 +229,8 @@ def ensemble_and_report(s: DemoSettings, runs: dict[str, Path]) -> tuple[Path, P
         build_ensemble([str(runs[name] / f"seed{seed}") for name in VOTERS], vote / f"seed{seed}", method="vote",
                        tie_rule="prob", seed=seed, verbose=False)
     report = s.out / "report"
-    build_report([str(s.out / "runs"), str(vote)], report, title="sercache demo (benchmark corpus)", verbose=False)
+    build_report([str(s.out / "runs"), str(vote)], report, title="sercache demo (benchmark corpus)", verbose=False,
+                 jobs=s.jobs)
     return vote, report
 
 

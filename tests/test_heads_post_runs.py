@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,6 +20,7 @@ from sercache.heads.labels import MSP_CLASSES
 from sercache.heads.outputs import load_run
 from sercache.heads.post_cli import ensemble_main, predict_main, report_main, tune_main
 from sercache.heads.predict import predict, read_submission
+from sercache.heads.report import FIGURES_PER_WORKER, build_report
 from sercache.heads.synthetic import make_synthetic_corpus
 
 torch.set_num_threads(1)
@@ -290,3 +292,15 @@ def test_report_renders_with_the_runs_numbers(runs, tmp_path):
         assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and p.stat().st_size > 5000
         assert f"figures/{p.name}" in md
     assert html.count("data:image/png;base64,") == len(pngs) and "<table>" in html
+
+
+def test_report_figures_drawn_in_worker_processes_equal_the_serial_ones(runs, tmp_path):
+    dirs = [str(runs[name]) for name in ("focal", "ce", "audio")]
+    serial = build_report(dirs, tmp_path / "serial", html_page=False, verbose=False, jobs=1)
+    parallel = build_report(dirs, tmp_path / "parallel", html_page=False, verbose=False, jobs=2)
+    assert len(serial["images"]) >= 2 * FIGURES_PER_WORKER  # enough figures for two workers
+    assert [Path(p).name for p in parallel["images"]] == [Path(p).name for p in serial["images"]]
+    for a, b in zip(serial["images"], parallel["images"]):
+        assert Path(a).read_bytes() == Path(b).read_bytes(), Path(a).name
+    assert (tmp_path / "serial" / "report.md").read_text().replace("serial", "parallel") == \
+        (tmp_path / "parallel" / "report.md").read_text()
