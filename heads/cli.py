@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -59,6 +60,8 @@ def _run(args: argparse.Namespace) -> int:
         print(json.dumps(cfg.to_dict(), indent=2, sort_keys=True))
         return 0
     cfg.validate()
+    for note in cfg.ineffective(sweep=bool(opts.sweep)):
+        warnings.warn(note, stacklevel=1)
     if opts.sweep:
         from .sweep import markdown_table, run_sweep
 

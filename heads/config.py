@@ -293,6 +293,19 @@ class HeadConfig:
             parse_seeds(self.seeds)
         return self
 
+    def ineffective(self, sweep: bool = False) -> list[str]:
+        """Settings given that change nothing in this run: said, since a user who sets one expects an effect."""
+        notes = []
+        if self.lockstep and not (self.seeds or sweep):
+            notes.append("--lockstep trains several heads on shared batches: with neither --seeds nor --sweep "
+                         "there is one head, trained as without it")
+        if self.unimodal_weight > 0 and not (self.features and self.text_features):
+            notes.append("--unimodal-weight adds a classifier per modality to a fusion: with one modality it does "
+                         "nothing")
+        if self.modality_dropout > 0 and not (self.features and self.text_features):
+            notes.append("--modality-dropout leaves one modality out of a fusion: with one modality it does nothing")
+        return notes
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 

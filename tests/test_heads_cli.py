@@ -177,3 +177,19 @@ def test_preset_sits_under_config_file_and_typed_flags(tmp_path, capsys):
     assert HeadConfig.from_values({"preset": "small-data", "batch_size": 8}).batch_size == 8
     with pytest.raises(HeadError, match="unknown"):
         HeadConfig.from_values({"preset": "huge-data"})
+
+
+def test_settings_that_change_nothing_are_warned_about(corpus, tmp_path, monkeypatch):
+    import importlib
+
+    train_module = importlib.import_module("sercache.heads.train")  # the module: the package's `train` is the function
+    trained = []
+    monkeypatch.setattr(train_module, "train", lambda cfg: trained.append(cfg))
+    audio_only = base_flags(corpus, tmp_path / "a")
+    audio_only = audio_only[:4] + audio_only[6:]  # no --text-features
+    with pytest.warns(UserWarning) as caught:
+        assert main(audio_only + ["--lockstep", "--unimodal-weight", "0.5", "--modality-dropout", "0.2"]) == 0
+    said = " ".join(str(w.message) for w in caught)
+    assert "--lockstep" in said and "--unimodal-weight" in said and "--modality-dropout" in said and len(trained) == 1
+    cfg = HeadConfig(features=["a/L-1"], text_features=["t"], seeds=[0, 1], lockstep=True, unimodal_weight=0.5)
+    assert cfg.ineffective() == [] and HeadConfig(features=["a"], lockstep=True).ineffective(sweep=True) == []
