@@ -147,6 +147,7 @@ class HeadRun:
         self.epochs: list[dict] = []
         self.best_value, self.best_epoch, self.best_state, self.since_best = -math.inf, 0, None, 0
         self.sampler, self.active, self.first_step_s = cfg.sampler, True, None
+        self.error: HeadError | None = None  # why this head stopped before its time (lockstep: the others go on)
 
     # ------------------------------------------------------------------------------- an epoch
     def begin_epoch(self, epoch: int, n_batches: int) -> None:
@@ -320,8 +321,18 @@ def train_lockstep(cfgs: Sequence[HeadConfig], prep, placement: str, t_start: fl
         t_train = time.perf_counter() - t_epoch
         waste = padding_waste(batches, *(m.lengths for m in prep.modalities.values()))
         for h in active:
-            h.end_epoch(epoch, len(batches), waste, gather, t_epoch, t_train, verbose and len(heads) == 1)
-    return [h.finish(t_start, t_loaded, verbose) for h in heads]
+            try:
+                h.end_epoch(epoch, len(batches), waste, gather, t_epoch, t_train, verbose and len(heads) == 1)
+            except HeadError as err:  # a diverged head stops alone; its group's other heads finish their runs
+                if len(heads) == 1:
+                    raise
+                h.active, h.error = False, err
+    results = [h.finish(t_start, t_loaded, verbose) for h in heads if h.error is None]
+    failed = [h for h in heads if h.error is not None]
+    if failed:
+        raise HeadError("; ".join(str(h.error) for h in failed) + f" (the other {len(results)} head(s) of this "
+                        "lockstep group finished: " + ", ".join(str(r.out) for r in results) + ")")
+    return results
 
 
 def epoch_batches(prep, cfg: HeadConfig, blocks: "StoreOrder | None", epoch: int, rng: np.random.Generator

@@ -84,3 +84,22 @@ def test_sweep_in_lockstep_gives_the_sequential_results(corpus, tmp_path):
         base = config(corpus, tmp_path / f"sweep-{lockstep}", lockstep=lockstep, max_epochs=2)
         rows[lockstep] = [{k: v for k, v in r.items() if not k.endswith("_s")} for r in run_sweep(base, spec, False)]
     assert len(rows[True]) == 4 and rows[True] == rows[False]
+
+
+def test_a_diverged_head_stops_alone_and_its_group_finishes(corpus, tmp_path, monkeypatch):
+    from sercache.heads import loop
+
+    end_epoch = loop.HeadRun.end_epoch
+
+    def diverge_seed_1(self, epoch, *args):
+        if self.cfg.seed == 1 and epoch == 2:
+            self.loss_sum = torch.tensor(float("nan"))
+        return end_epoch(self, epoch, *args)
+
+    monkeypatch.setattr(loop.HeadRun, "end_epoch", diverge_seed_1)
+    cfgs = [config(corpus, tmp_path / str(seed), seed=seed, data_seed=0) for seed in (0, 1, 2)]
+    with pytest.raises(HeadError, match=r"1: epoch 2: training loss is nan.*other 2 head\(s\)"):
+        train_together(cfgs, verbose=False)
+    for seed in (0, 2):  # the others trained every epoch and wrote their run directories
+        assert json.loads((tmp_path / str(seed) / "metrics.json").read_text())["epochs_run"] == TINY["max_epochs"]
+    assert not (tmp_path / "1" / "metrics.json").exists()
