@@ -295,13 +295,19 @@ class HeadConfig:
 
     def ineffective(self, sweep: bool = False) -> list[str]:
         """Settings given that change nothing in this run: said, since a user who sets one expects an effect."""
+        from .loop import can_lockstep
+        from .seeds import parse_seeds
+
         notes = []
-        if self.lockstep and not (self.seeds or sweep):
-            notes.append("--lockstep trains several heads on shared batches: with neither --seeds nor --sweep "
-                         "there is one head, trained as without it")
-        if self.unimodal_weight > 0 and not (self.features and self.text_features):
-            notes.append("--unimodal-weight adds a classifier per modality to a fusion: with one modality it does "
-                         "nothing")
+        if self.lockstep and not sweep and len(parse_seeds(self.seeds)) < 2:
+            notes.append("--lockstep trains several heads on shared batches: with fewer than two --seeds and no "
+                         "--sweep there is one head, trained as without it")
+        elif self.lockstep and not can_lockstep(self):
+            notes.append("--lockstep does not apply to the probe or to IEMOCAP's all-folds run: they train one after "
+                         "the other")
+        if self.unimodal_weight > 0 and not (self.features and self.text_features and self.resolved_task() != "avd"):
+            notes.append("--unimodal-weight adds an emotion classifier per modality to a fusion: with one modality "
+                         "or --task avd it does nothing")
         if self.modality_dropout > 0 and not (self.features and self.text_features):
             notes.append("--modality-dropout leaves one modality out of a fusion: with one modality it does nothing")
         return notes

@@ -21,34 +21,44 @@ LANES = 4  # 16-bit lanes per 64-bit draw
 LEVELS = 1 << 16  # values a lane takes
 
 
+def lane_threshold(p: float) -> tuple[int, float]:
+    """The value a lane (uniform over [-32768, 32767]) must reach to be kept, and the keep probability that
+    gives: 1 - round(p * 65536) / 65536."""
+    dropped = round(p * LEVELS)
+    return dropped - LEVELS // 2, 1.0 - dropped / LEVELS
+
+
 def keep_mask(shape: torch.Size | tuple[int, ...], p: float, device: torch.device) -> tuple[torch.Tensor, float]:
     """A bool mask of `shape` (True: kept) whose elements are dropped independently with probability
-    round(p * 65536) / 65536, and that keep probability."""
+    round(p * 65536) / 65536, and the keep probability."""
     n = math.prod(shape)
     draws = torch.randint(-(1 << 63), (1 << 63) - 1, (-(-n // LANES),), dtype=torch.int64, device=device)
-    lanes = draws.view(torch.int16)[:n].view(shape)  # uniform over [-32768, 32767]
-    dropped_levels = round(p * LEVELS)
-    return lanes >= dropped_levels - LEVELS // 2, 1.0 - dropped_levels / LEVELS
+    return kept_lanes(draws.view(torch.int16)[:n].view(shape), p)
+
+
+def kept_lanes(lanes: torch.Tensor, p: float) -> tuple[torch.Tensor, float]:
+    """Which int16 lanes are kept under drop probability p, and the keep probability."""
+    threshold, q = lane_threshold(p)
+    return lanes >= threshold, q
 
 
 class Dropout(nn.Dropout):
-    """`nn.Dropout` with the cheap CPU mask above; anything else (eval, CUDA, in place, p of 0 or 1) is
-    nn.Dropout's own path."""
+    """`nn.Dropout` with the cheap CPU mask above; anything else (eval, CUDA, in place, p within 1/131072 of
+    0 or 1) is nn.Dropout's own path."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.training or x.device.type != "cpu" or self.inplace or not 0 < self.p < 1:
+        if not self.training or x.device.type != "cpu" or self.inplace or not 0.0 < lane_threshold(self.p)[1] < 1.0:
             return super().forward(x)
         keep, q = keep_mask(x.shape, self.p, x.device)
-        if q >= 1.0:  # p below 1/131072 rounds to no dropout
-            return x
         return x * keep.to(x.dtype).mul_(1.0 / q)
 
 
 def use_fast_dropout(module: nn.Module) -> nn.Module:
     """Replace every `nn.Dropout` inside `module` (torch's transformer layers included) by `Dropout`.
-    Dropout holds no parameters, so state dicts and checkpoints are unchanged."""
+    Dropout holds no parameters, so state dicts and checkpoints are unchanged. The attention weights' dropout
+    of `nn.MultiheadAttention` is a number, not a module, and keeps torch's kernel."""
     for parent in module.modules():
         for name, child in list(parent.named_children()):
             if type(child) is nn.Dropout:
-                setattr(parent, name, Dropout(child.p))
+                setattr(parent, name, Dropout(child.p, child.inplace))
     return module

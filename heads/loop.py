@@ -28,7 +28,7 @@ import torch
 from .checkpoint import provenance, save_head
 from .config import HeadConfig
 from .data import host_budget
-from .errors import HeadError
+from .errors import DivergedError, HeadError
 from .losses import Objective, Targets, class_weights, mixed
 from .model import FusionHead, HeadSpec
 from .prefetch import prefetched
@@ -327,12 +327,13 @@ def train_lockstep(cfgs: Sequence[HeadConfig], prep, placement: str, t_start: fl
                 if len(heads) == 1:
                     raise
                 h.active, h.error = False, err
-    results = [h.finish(t_start, t_loaded, verbose) for h in heads if h.error is None]
+    finished = {i: h.finish(t_start, t_loaded, verbose) for i, h in enumerate(heads) if h.error is None}
     failed = [h for h in heads if h.error is not None]
     if failed:
-        raise HeadError("; ".join(str(h.error) for h in failed) + f" (the other {len(results)} head(s) of this "
-                        "lockstep group finished: " + ", ".join(str(r.out) for r in results) + ")")
-    return results
+        done = (f"the other {len(finished)} head(s) of this lockstep group finished: "
+                + ", ".join(str(r.out) for r in finished.values())) if finished else "no head of the group finished"
+        raise DivergedError("; ".join(str(h.error) for h in failed) + f" ({done})", finished)
+    return list(finished.values())
 
 
 def epoch_batches(prep, cfg: HeadConfig, blocks: "StoreOrder | None", epoch: int, rng: np.random.Generator

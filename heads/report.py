@@ -188,7 +188,7 @@ def leaderboard_figure(rows: list[dict], metric: str, path: Path) -> Path | None
     return path
 
 
-FIGURES_PER_WORKER = 4  # fewer and a worker's start (importing matplotlib) costs more than it saves
+FIGURES_PER_WORKER = 4  # fewer and a worker's start (importing torch and matplotlib) costs more than it saves
 
 
 class Figures:
@@ -208,7 +208,8 @@ class Figures:
         self.doc.img(path, alt)
 
     def draw(self, jobs: int = 0) -> list[Path]:
-        workers = min(jobs or os.cpu_count() or 1, max(len(self.tasks) // FIGURES_PER_WORKER, 1))
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        workers = min(jobs or cores, max(len(self.tasks) // FIGURES_PER_WORKER, 1))
         if workers <= 1:
             for draw, args, kwargs in self.tasks:
                 draw(*args, **kwargs)
@@ -391,7 +392,8 @@ def build_report(paths: Sequence[str | Path], out: str | Path, title: str = "ser
     from .seedstats import seed_section
 
     seeds = seed_section(doc, runs, labels)  # mean ± std over seeds, paired differences (heads/seedstats.py)
-    for run, label in zip(runs, labels):
+    stems: set[str] = set()
+    for i, (run, label) in enumerate(zip(runs, labels)):
         doc.h(2, f"{label}")
         doc.p(describe(run))
         splits = run.metrics.get("splits", {})
@@ -412,6 +414,8 @@ def build_report(paths: Sequence[str | Path], out: str | Path, title: str = "ser
                       [[s, m.get("n", ""), pct(m.get("macro_f1")), pct(m.get("balanced_accuracy"))]
                        for s, m in run.metrics["before_decision"].items()])
         stem = _safe(label)
+        stem = stem if stem not in stems else f"{stem}_{i}"  # labels cut to 80 characters can collide
+        stems.add(stem)
         for split, m in splits.items():
             if "confusion" not in m:
                 continue

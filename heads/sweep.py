@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import HeadConfig, coerce
-from .errors import HeadError
+from .errors import DivergedError, HeadError
 from .rundir import write_json
 
 # Table 2 of Chen et al. (Sheffield). Audio feature-set names follow extract-features' '<encoder>/<layers>' names; the
@@ -111,12 +111,16 @@ def run_sweep(base: HeadConfig, spec: str, verbose: bool = True) -> list[dict[st
         if len(group) > 1:
             if verbose:
                 print(f"lockstep: configs {', '.join(map(str, group))} share their batches", flush=True)
-            results = train_together([resolved[i] for i in group], table=tables[key], pool=pool, verbose=verbose)
+            try:
+                results = train_together([resolved[i] for i in group], table=tables[key], pool=pool, verbose=verbose)
+            except DivergedError as err:  # the heads that trained to the end are recorded before stopping
+                for k, result in err.finished.items():
+                    write_result(out, group[k], configs[group[k]], result)
+                raise
         else:
             results = [train(cfg, table=tables[key], pool=pool, verbose=verbose)]
         for i, result in zip(group, results):
-            write_json(out / "results" / f"{i:03d}.json", {"index": i, "name": config_name(i, configs[i]),
-                                                             "overrides": configs[i], "summary": result.summary})
+            write_result(out, i, configs[i], result)
     if world > 1:
         import torch.distributed as dist
 
@@ -126,6 +130,11 @@ def run_sweep(base: HeadConfig, spec: str, verbose: bool = True) -> list[dict[st
     if rank != 0:
         return []
     return merge_results(out, len(configs))
+
+
+def write_result(out: Path, i: int, overrides: dict[str, Any], result) -> None:
+    write_json(out / "results" / f"{i:03d}.json", {"index": i, "name": config_name(i, overrides),
+                                                     "overrides": overrides, "summary": result.summary})
 
 
 def sweep_groups(cfgs: list[HeadConfig], lockstep: bool) -> list[list[int]]:

@@ -191,5 +191,10 @@ def test_settings_that_change_nothing_are_warned_about(corpus, tmp_path, monkeyp
         assert main(audio_only + ["--lockstep", "--unimodal-weight", "0.5", "--modality-dropout", "0.2"]) == 0
     said = " ".join(str(w.message) for w in caught)
     assert "--lockstep" in said and "--unimodal-weight" in said and "--modality-dropout" in said and len(trained) == 1
-    cfg = HeadConfig(features=["a/L-1"], text_features=["t"], seeds=[0, 1], lockstep=True, unimodal_weight=0.5)
+    cfg = HeadConfig(features=["a/L-1"], text_features=["t"], seeds=[0, 1], lockstep=True, unimodal_weight=0.5,
+                     modality_dropout=0.2)
     assert cfg.ineffective() == [] and HeadConfig(features=["a"], lockstep=True).ineffective(sweep=True) == []
+    said = [cfg.replace(seeds=[0]).ineffective(), cfg.replace(head="probe").ineffective(),
+            cfg.replace(loss="ccc", task="avd").ineffective()]
+    assert [len(s) for s in said] == [1, 1, 1]
+    assert "fewer than two --seeds" in said[0][0] and "probe" in said[1][0] and "--task avd" in said[2][0]

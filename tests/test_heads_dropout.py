@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from sercache.heads.dropout import LANES, Dropout, keep_mask, use_fast_dropout
+from sercache.heads.dropout import LANES, LEVELS, Dropout, keep_mask, kept_lanes, use_fast_dropout
 from sercache.heads.model import FusionHead, HeadSpec
 
 CPU = torch.device("cpu")
@@ -21,6 +21,31 @@ def test_every_lane_keeps_with_the_stated_probability(p):
         assert abs(keep[lane::LANES].double().mean().item() - q) < 5 * sigma
     both = (keep[:-1] & keep[1:]).double().mean().item()  # neighbours (also across lanes) independent
     assert abs(both - q * q) < 5 * (q * q * (1 - q * q) / len(keep)) ** 0.5
+
+
+@pytest.mark.parametrize("p", [0.1, 0.2, 0.25, 0.5, 1 / 3, 0.9])
+def test_the_threshold_keeps_exactly_the_stated_share_of_the_65536_lane_values(p):
+    keep, q = kept_lanes(torch.arange(-LEVELS // 2, LEVELS // 2).to(torch.int16), p)  # every value a lane takes
+    assert q == 1 - round(p * LEVELS) / LEVELS and int(keep.sum()) == round(q * LEVELS)
+
+
+@pytest.mark.parametrize("p", [1e-7, 1 - 1e-7, 1.0])
+def test_p_within_a_lane_step_of_0_or_1_is_torchs_dropout(p):
+    x = torch.randn(200, 30)
+    torch.manual_seed(1)
+    ours = Dropout(p).train()(x)
+    torch.manual_seed(1)
+    assert torch.equal(ours, nn.functional.dropout(x, p, True))
+
+
+def test_half_precision_inputs_keep_their_dtype_and_scaled_values():
+    x = torch.randn(64, 40).to(torch.bfloat16)
+    torch.manual_seed(2)
+    y = Dropout(0.1).train()(x)
+    torch.manual_seed(2)
+    keep, q = keep_mask(x.shape, 0.1, CPU)
+    assert y.dtype == torch.bfloat16
+    assert torch.equal(y, x * keep.to(torch.bfloat16).mul_(1 / q))
 
 
 def test_kept_values_are_scaled_by_the_inverse_keep_probability_and_gradients_follow():
@@ -53,8 +78,9 @@ def test_every_dropout_of_a_head_is_replaced_and_the_state_dict_is_unchanged():
     head = FusionHead(spec)
     dropouts = [m for m in head.modules() if isinstance(m, nn.Dropout)]
     assert len(dropouts) >= 10 and all(type(m) is Dropout for m in dropouts)  # transformer layers' included
-    plain = nn.Sequential(nn.Linear(4, 4), nn.Dropout(0.3), nn.Sequential(nn.Dropout(0.1)))
+    plain = nn.Sequential(nn.Linear(4, 4), nn.Dropout(0.3), nn.Sequential(nn.Dropout(0.1, inplace=True)))
     keys = list(plain.state_dict())
     use_fast_dropout(plain)
     assert list(plain.state_dict()) == keys
     assert [type(plain[1]), plain[1].p, type(plain[2][0]), plain[2][0].p] == [Dropout, 0.3, Dropout, 0.1]
+    assert plain[2][0].inplace and not plain[1].inplace

@@ -103,3 +103,8 @@ def test_a_diverged_head_stops_alone_and_its_group_finishes(corpus, tmp_path, mo
     for seed in (0, 2):  # the others trained every epoch and wrote their run directories
         assert json.loads((tmp_path / str(seed) / "metrics.json").read_text())["epochs_run"] == TINY["max_epochs"]
     assert not (tmp_path / "1" / "metrics.json").exists()
+    from sercache.heads.sweep import run_sweep  # a lockstep sweep records the configs that finished, then stops
+
+    with pytest.raises(HeadError, match="training loss is nan"):
+        run_sweep(config(corpus, tmp_path / "sweep", lockstep=True, data_seed=0), "seed=0,1,2", False)
+    assert sorted(p.name for p in (tmp_path / "sweep" / "results").iterdir()) == ["000.json", "002.json"]

@@ -294,11 +294,15 @@ def test_report_renders_with_the_runs_numbers(runs, tmp_path):
     assert html.count("data:image/png;base64,") == len(pngs) and "<table>" in html
 
 
-def test_report_figures_drawn_in_worker_processes_equal_the_serial_ones(runs, tmp_path):
+def test_report_figures_drawn_in_worker_processes_equal_the_serial_ones(runs, tmp_path, monkeypatch):
+    import joblib
+
     dirs = [str(runs[name]) for name in ("focal", "ce", "audio")]
     serial = build_report(dirs, tmp_path / "serial", html_page=False, verbose=False, jobs=1)
+    pools, parallel_cls = [], joblib.Parallel
+    monkeypatch.setattr(joblib, "Parallel", lambda **kw: pools.append(kw) or parallel_cls(**kw))
     parallel = build_report(dirs, tmp_path / "parallel", html_page=False, verbose=False, jobs=2)
-    assert len(serial["images"]) >= 2 * FIGURES_PER_WORKER  # enough figures for two workers
+    assert len(serial["images"]) >= 2 * FIGURES_PER_WORKER and pools == [{"n_jobs": 2, "backend": "loky"}]
     assert [Path(p).name for p in parallel["images"]] == [Path(p).name for p in serial["images"]]
     for a, b in zip(serial["images"], parallel["images"]):
         assert Path(a).read_bytes() == Path(b).read_bytes(), Path(a).name
