@@ -3,11 +3,11 @@
 On a CPU, torch's dropout draws one 32-bit Mersenne-Twister number per element (`bernoulli_`): with the
 small-data preset (dropout 0.2) that was 28 % of a training step of the demo's fusion head on one core, and
 these masks take back about half of it (BENCHMARKS.md, "Dropout on the CPU"). Here one 64-bit draw gives
-four 16-bit lanes, each compared with a threshold: Bernoulli masks as
-before, with the drop probability rounded to a multiple of 1/65536 and the kept values scaled by the exact
-inverse of the keep probability, so the expectation is unchanged. The draws come from torch's own generator,
-so `torch.manual_seed` and saved RNG states (lockstep training) reproduce them. On other devices torch's
-kernel is fast already and is used as is.
+four 16-bit lanes, each compared with a threshold: Bernoulli masks as before, with the drop probability
+rounded to a multiple of 1/65536 and the kept values scaled by the exact inverse of the keep probability, so
+the expectation is unchanged. The draws come from torch's own generator, so `torch.manual_seed` and saved
+RNG states (lockstep training) reproduce them. On other devices torch's kernel is fast already and is used
+as is.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The one exception type of head training.
+"""The exception type of head training (and its one subclass, for heads that diverge in a lockstep group).
 
 Every problem with the inputs (labels, cache, configuration) is raised as a HeadError
 *before* the first optimiser step, so that a sweep of many configs fails fast instead of
