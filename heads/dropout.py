@@ -53,12 +53,13 @@ class Dropout(nn.Dropout):
         return x * keep.to(x.dtype).mul_(1.0 / q)
 
 
-def use_fast_dropout(module: nn.Module) -> nn.Module:
-    """Replace every `nn.Dropout` inside `module` (torch's transformer layers included) by `Dropout`.
-    Dropout holds no parameters, so state dicts and checkpoints are unchanged. The attention weights' dropout
-    of `nn.MultiheadAttention` is a number, not a module, and keeps torch's kernel."""
+def replace_dropouts(module: nn.Module, kind: type[nn.Dropout] = Dropout) -> nn.Module:
+    """Every dropout module inside `module` (torch's transformer layers' included) made a `kind`: this
+    module's `Dropout` by default, `nn.Dropout` to put torch's back. Dropout holds no parameters, so state
+    dicts and checkpoints are unchanged. The attention weights' dropout of `nn.MultiheadAttention` is a
+    number, not a module, and keeps torch's kernel."""
     for parent in module.modules():
         for name, child in list(parent.named_children()):
-            if type(child) is nn.Dropout:
-                setattr(parent, name, Dropout(child.p, child.inplace))
+            if isinstance(child, nn.Dropout) and type(child) is not kind:
+                setattr(parent, name, kind(child.p, child.inplace))
     return module

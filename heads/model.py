@@ -27,7 +27,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .dropout import use_fast_dropout
+from .dropout import replace_dropouts
 
 
 @dataclass
@@ -291,7 +291,7 @@ class FusionHead(nn.Module):
             self.unimodal = nn.ModuleDict({
                 m: nn.Sequential(nn.Linear(self.encoders[m].out_dim, spec.hidden), nn.ReLU(), nn.Dropout(spec.dropout),
                                  class_layer(spec.hidden, spec)) for m in self.names})
-        use_fast_dropout(self)  # torch's CPU dropout was about a quarter of a small head's training step
+        replace_dropouts(self)  # torch's CPU dropout was about a quarter of a small head's training step
 
     def forward(self, inputs: dict[str, tuple[torch.Tensor, torch.Tensor]],
                 mix: tuple[torch.Tensor, float] | None = None) -> dict[str, torch.Tensor]:

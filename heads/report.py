@@ -208,14 +208,13 @@ class Figures:
         self.doc.img(path, alt)
 
     def draw(self, jobs: int = 0) -> list[Path]:
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-        workers = min(jobs or cores, max(len(self.tasks) // FIGURES_PER_WORKER, 1))
+        from joblib import Parallel, cpu_count, delayed
+
+        workers = min(jobs or cpu_count(), max(len(self.tasks) // FIGURES_PER_WORKER, 1))  # cores this process may use
         if workers <= 1:
             for draw, args, kwargs in self.tasks:
                 draw(*args, **kwargs)
         else:
-            from joblib import Parallel, delayed
-
             Parallel(n_jobs=workers, backend="loky")(delayed(draw)(*args, **kwargs)
                                                      for draw, args, kwargs in self.tasks)
         return self.paths

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import sys
 import time
 import warnings
@@ -182,7 +181,7 @@ def head_config(s: DemoSettings, corpus: Path, store: Path, text_features: str, 
 def train_heads(s: DemoSettings, corpus: Path, store: Path, text_features: str) -> dict[str, Path]:
     """Every head over all seeds (out/runs/<head>/seed<k>), the runs spread over `s.jobs` worker processes of
     one torch thread each: small heads use two cores better as two runs than as one run on two threads."""
-    from joblib import Parallel, delayed
+    from joblib import Parallel, cpu_count, delayed
 
     from sercache.heads.seeds import write_seeds_summary
 
@@ -194,7 +193,7 @@ def train_heads(s: DemoSettings, corpus: Path, store: Path, text_features: str) 
         configs = {name: cfg.replace(allow_empty_classes=True) for name, cfg in configs.items()}
     jobs = [(name, cfg.replace(seeds=[], seed=seed, out=str(Path(cfg.out) / f"seed{seed}"), threads=1))
             for name, cfg in configs.items() for seed in cfg.seeds]
-    workers = max(1, min(s.jobs, os.cpu_count() or 1))
+    workers = max(1, min(s.jobs, cpu_count()))  # the cores this process may use
     print(f"--- {len(jobs)} head trainings on {workers} worker process(es)", file=sys.stderr, flush=True)
     started = time.perf_counter()
     done = Parallel(n_jobs=workers, backend="loky")(delayed(_train_one)(name, cfg) for name, cfg in jobs)

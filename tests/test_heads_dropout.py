@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from sercache.heads.dropout import LANES, LEVELS, Dropout, keep_mask, kept_lanes, use_fast_dropout
+from sercache.heads.dropout import LANES, LEVELS, Dropout, keep_mask, kept_lanes, replace_dropouts
 from sercache.heads.model import FusionHead, HeadSpec
 
 CPU = torch.device("cpu")
@@ -80,7 +80,9 @@ def test_every_dropout_of_a_head_is_replaced_and_the_state_dict_is_unchanged():
     assert len(dropouts) >= 10 and all(type(m) is Dropout for m in dropouts)  # transformer layers' included
     plain = nn.Sequential(nn.Linear(4, 4), nn.Dropout(0.3), nn.Sequential(nn.Dropout(0.1, inplace=True)))
     keys = list(plain.state_dict())
-    use_fast_dropout(plain)
+    replace_dropouts(plain)
     assert list(plain.state_dict()) == keys
     assert [type(plain[1]), plain[1].p, type(plain[2][0]), plain[2][0].p] == [Dropout, 0.3, Dropout, 0.1]
     assert plain[2][0].inplace and not plain[1].inplace
+    replace_dropouts(head, nn.Dropout)  # torch's back (bin/bench-heads --dropout-check)
+    assert all(type(m) is nn.Dropout for m in head.modules() if isinstance(m, nn.Dropout))
