@@ -11,7 +11,8 @@ The command line (`train-head`) is built from the same dataclass.
 
 from .config import HeadConfig
 from .errors import HeadError
-from .labels import MSP_CLASSES, ClassSet, LabelTable
+from .inputs.corpora.msp import MSP_CLASSES
+from .inputs.labels import ClassSet, LabelTable
 from .train import train  # eager: a lazy wrapper would be replaced by the submodule on first import
 
 __all__ = ["HeadConfig", "HeadError", "MSP_CLASSES", "ClassSet", "LabelTable", "train"]

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from .errors import HeadError
-from .labels import ATTRIBUTES
+from .inputs.labels import ATTRIBUTES
 
 MODEL_ROLES = ("audio", "asr", "aec", "text")
 PROVENANCE_FILE = "provenance.json"
@@ -463,7 +463,7 @@ def predict_audio(path: str | Path, audio: Sequence[str] = (), input: str = "", 
                   device: str = "auto", precision: str = "auto", verbose: bool = True) -> list[dict[str, Any]]:
     """Predict every file (or segment) with a head, an ensemble or an exported head; returns the output rows
     (also written to `out`: .csv, or .jsonl / .json for JSON lines; stdout as CSV when `out` is empty)."""
-    from .data import FeaturePool, default_device
+    from .inputs.features import FeaturePool, default_device
     from .predict import HeadPredictor, _outputs, combine_members, resolve_members, unlabelled_table
 
     path = Path(path)

@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from .errors import HeadError
-from .labels import CORPORA
+from .inputs.corpora import CORPORA, get_corpus
+from .inputs.sampling import SAMPLERS
 from .losses import LOSSES, SOFT_LOSSES
-from .sampling import SAMPLERS
 from .schedule import SCHEDULES
 
 
@@ -249,8 +249,9 @@ class HeadConfig:
             raise HeadError("--annotation-dropout needs --soft-labels P or S")
         if not 0.0 <= self.annotation_dropout < 1.0:
             raise HeadError("--annotation-dropout must be in [0, 1)")
-        if (self.soft_labels or self.min_agreement > 0) and self.corpus != "msp":
-            raise HeadError("--soft-labels / --min-agreement need MSP-Podcast's detailed labels (--corpus msp)")
+        if (self.soft_labels or self.min_agreement > 0) and not get_corpus(self.corpus).detailed:
+            raise HeadError("--soft-labels / --min-agreement need per-annotator labels (--corpus "
+                            f"{' or '.join(n for n in CORPORA if get_corpus(n).detailed)})")
         if (self.soft_labels or self.min_agreement > 0) and not self.detailed:
             raise HeadError("--soft-labels / --min-agreement need --detailed labels_detailed.csv")
         if not self.features and not self.text_features:
@@ -277,8 +278,7 @@ class HeadConfig:
             raise HeadError("--select macro-f1 needs a classification task")
         if self.select == "ccc" and task == "class":
             raise HeadError("--select ccc needs --task avd or both")
-        if self.corpus == "iemocap" and self.fold not in ("", "all", "1", "2", "3", "4", "5"):
-            raise HeadError(f"--fold {self.fold!r}: use 1..5 or all")
+        get_corpus(self.corpus).check_fold(self.fold)
         if self.head == "probe":
             from .probe import check_probe_config
 

@@ -28,6 +28,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from .errors import HeadError
+from .inputs.corpora import get_corpus
 from .metrics import macro_f1
 
 FORMAT = "sercache-decision/1"
@@ -368,15 +369,10 @@ class Decision:
 def train_counts(config: dict[str, Any], metrics: dict[str, Any] | None = None) -> tuple[np.ndarray, str]:
     """Training class counts of a run: from its label file (labelled rows of the train split, before
     --min-agreement and cache-missing filtering), else from its recorded prior weights (w_j ∝ 1/N_j)."""
-    from .labels import read_labels
-
     letters = config.get("resolved", {}).get("classes", {}).get("letters")
     try:
-        table = read_labels(config["corpus"], config["labels"], "", config.get("classes") or ())
-        if config["corpus"] == "iemocap":
-            from .iemocap import iemocap_fold
-
-            table = iemocap_fold(table, int(config["fold"]), config.get("iemocap_dev", "next-session"))
+        table = get_corpus(config["corpus"]).table(config["labels"], "", config.get("classes") or (),
+                                                   config.get("fold", ""), config.get("iemocap_dev", "next-session"))
         if letters is not None and list(table.classes.letters) != list(letters):
             raise HeadError("class order of the label file differs from the run's")
         rows = table.rows(config.get("train_split", "train"))

@@ -488,7 +488,7 @@ def recipe_configs(recipe: str, base_features: Sequence[str], mapping: dict[str,
 def run_recipe(recipe: str, base, recipe_features: str = "", verbose: bool = True, **ensemble_options: Any
                ) -> dict[str, Any]:
     """Train the recipe's members as one sweep (one loaded copy of the data) and vote over them."""
-    from .data import FeaturePool, default_device
+    from .inputs.features import FeaturePool, default_device
     from .rundir import write_json
     from .sweep import config_name, expand, rank_world, run_sweep
 

@@ -1,4 +1,5 @@
-"""IEMOCAP's 5-fold leave-one-session-out protocol: five runs, UA and WA per fold and across folds."""
+"""A corpus' fold protocol (IEMOCAP: 5-fold leave-one-session-out): one run per fold, UA and WA per fold and across
+folds."""
 
 from __future__ import annotations
 
@@ -7,24 +8,26 @@ from pathlib import Path
 import numpy as np
 
 from .config import HeadConfig
+from .inputs.corpora import get_corpus, read_labels
 from .rundir import write_json
 
 
-def run_iemocap_folds(cfg: HeadConfig, table=None, pool=None, verbose: bool = True):
-    from .data import FeaturePool
-    from .iemocap import read_iemocap
+def run_folds(cfg: HeadConfig, table=None, pool=None, verbose: bool = True):
+    from .inputs.features import FeaturePool
     from .train import RunResult, train
 
-    table = table if table is not None else read_iemocap(cfg.labels)
+    corpus = get_corpus(cfg.corpus)
+    table = table if table is not None else read_labels(cfg.corpus, cfg.labels, cfg.detailed, cfg.classes)
     if pool is None:
         pool = FeaturePool.for_config(cfg)
     out = Path(cfg.out)
     folds = []
-    for k in range(1, 6):
-        result = train(cfg.replace(fold=str(k), out=str(out / f"fold{k}")), table=table, pool=pool, verbose=verbose)
+    for fold in corpus.folds:
+        result = train(cfg.replace(fold=fold, out=str(out / f"fold{fold}")), table=table, pool=pool, verbose=verbose)
         test = result.summary["splits"].get("test", {})
-        folds.append({"fold": k, "UA": test.get("balanced_accuracy"), "WA": test.get("accuracy"),
-                      "macro_f1": test.get("macro_f1"), "n": test.get("n"), "best_epoch": result.summary["best_epoch"]})
+        folds.append({"fold": int(fold) if fold.isdigit() else fold, "UA": test.get("balanced_accuracy"),
+                      "WA": test.get("accuracy"), "macro_f1": test.get("macro_f1"), "n": test.get("n"),
+                      "best_epoch": result.summary["best_epoch"]})
     ua = np.array([f["UA"] for f in folds], dtype=float)
     wa = np.array([f["WA"] for f in folds], dtype=float)
     summary = {"out": str(out), "folds": folds, "UA_mean": float(ua.mean()), "UA_std": float(ua.std()),

@@ -27,13 +27,14 @@ import torch
 
 from .checkpoint import provenance, save_head
 from .config import HeadConfig
-from .data import host_budget
 from .errors import DivergedError, HeadError
+from .inputs.corpora import get_corpus
+from .inputs.features import host_budget
+from .inputs.prefetch import prefetched
+from .inputs.sampling import batches_per_epoch, block_batches, epoch_order, length_batches, padding_waste, store_blocks
 from .losses import Objective, Targets, class_weights, mixed
 from .model import FusionHead, HeadSpec
-from .prefetch import prefetched
 from .rundir import write_epochs, write_json, write_predictions
-from .sampling import batches_per_epoch, block_batches, epoch_order, length_batches, padding_waste, store_blocks
 from .schedule import LearningRate, WeightAverage
 
 # What lockstep members may set differently: the model, the objective, the optimisation and the run's own
@@ -390,8 +391,8 @@ def prefetch_depth(cfg: HeadConfig, placement: str, device: torch.device) -> int
 
 
 def can_lockstep(cfg: HeadConfig) -> bool:
-    """Neural heads of one split share batches; the probe (one sklearn fit) and IEMOCAP's all-folds run do not."""
-    return cfg.head != "probe" and not (cfg.corpus == "iemocap" and cfg.fold in ("", "all"))
+    """Neural heads of one split share batches; the probe (one sklearn fit) and an all-folds run do not."""
+    return cfg.head != "probe" and not get_corpus(cfg.corpus).runs_all_folds(cfg.fold)
 
 
 def lockstep_groups(cfgs: Sequence[HeadConfig]) -> list[list[int]]:

@@ -19,7 +19,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from .errors import HeadError
-from .labels import ATTRIBUTES
+from .inputs.corpora import get_corpus
+from .inputs.labels import ATTRIBUTES
 
 
 @dataclass
@@ -48,10 +49,8 @@ class SplitOutputs:
 def code_to_class(letters: Sequence[str], corpus: str = "msp") -> dict[str, int]:
     """Corpus code -> class index (codes not listed mean 'no class')."""
     mapping = {c: i for i, c in enumerate(letters)}
-    if corpus == "iemocap":
-        from .iemocap import IEMOCAP_CODES
-
-        mapping.update({code: letters.index(letter) for code, letter in IEMOCAP_CODES.items() if letter in letters})
+    codes = get_corpus(corpus).codes
+    mapping.update({code: letters.index(letter) for code, letter in codes.items() if letter in letters})
     return mapping
 
 

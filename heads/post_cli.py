@@ -18,7 +18,7 @@ from .config import HeadConfig
 from .decision import DECISION_METHODS, STACKERS
 from .ensemble import METHODS, RECIPES, TIE_RULES, TIE_TEXT
 from .errors import HeadError
-from .labels import CORPORA
+from .inputs.corpora import CORPORA
 from .predict import FORMATS
 
 

@@ -35,7 +35,9 @@ from .checkpoint import load_checkpoint, provenance
 from .config import HeadConfig
 from .decision import Decision, Stacker
 from .errors import HeadError
-from .labels import ATTRIBUTES, MSP_CLASSES, ClassSet, LabelTable
+from .inputs.corpora import read_labels
+from .inputs.corpora.msp import MSP_CLASSES
+from .inputs.labels import ATTRIBUTES, ClassSet, LabelTable
 from .outputs import RunOutputs, SplitOutputs, load_run, score, write_outputs
 
 ID_FILE_COLUMNS = ("FileName", "Filename", "filename", "file", "id", "utt", "utterance")
@@ -78,8 +80,6 @@ def target_table(classes: ClassSet, corpus: str, pool, feature_names: Sequence[s
     if ids and labels:
         raise HeadError("give either --ids or --labels/--split, not both")
     if labels:
-        from .labels import read_labels
-
         table = read_labels(corpus, labels, "", config_classes)
         if list(table.classes.letters) != list(classes.letters):
             raise HeadError(f"{labels}: class order {table.classes.letters} differs from the model's {classes.letters}")
@@ -140,7 +140,7 @@ class HeadPredictor:
         return [*self.audio, *self.text]
 
     def modalities(self, table: LabelTable):
-        from .data import build_modalities
+        from .inputs.features import build_modalities
 
         return build_modalities(self.pool, self.audio, self.text, table, np.arange(len(table)), self.cfg.max_seconds,
                                 self.cfg.allow_human_text)
@@ -257,7 +257,7 @@ def predict(path: str | Path, out: str | Path, store: str = "", features: Sequen
             decision: str = "auto", fmt: str = "letter", device: str = "auto", drop_missing: bool = False,
             verbose: bool = True) -> dict[str, Any]:
     """Predict with a head run directory or an ensemble directory; returns the predict.json payload."""
-    from .data import FeaturePool, default_device
+    from .inputs.features import FeaturePool, default_device
     from .rundir import write_json
 
     if fmt not in FORMATS:

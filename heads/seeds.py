@@ -94,8 +94,8 @@ def train_seeds(cfg: HeadConfig, table=None, pool=None, verbose: bool = True):
     """Train cfg once per seed in cfg.seeds into <out>/seed<k>, reading labels and loading features once;
     write <out>/seeds.json and seeds.md. Returns a RunResult whose summary holds the means ('splits')
     and mean ± std ('stats')."""
-    from .data import FeaturePool
-    from .labels import read_labels
+    from .inputs.corpora import read_labels
+    from .inputs.features import FeaturePool
     from .train import train
 
     seeds = parse_seeds(cfg.seeds)

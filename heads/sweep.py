@@ -82,8 +82,8 @@ def rank_world() -> tuple[int, int]:
 
 def run_sweep(base: HeadConfig, spec: str, verbose: bool = True) -> list[dict[str, Any]]:
     """Train every config of the sweep that belongs to this rank; rank 0 returns the merged table."""
-    from .data import FeaturePool, default_device
-    from .labels import read_labels
+    from .inputs.corpora import read_labels
+    from .inputs.features import FeaturePool, default_device
     from .train import train, train_together
 
     configs = expand(spec)

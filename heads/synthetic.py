@@ -17,7 +17,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .labels import MSP_CLASS_NAMES, MSP_CLASSES, read_msp_consensus
+from .inputs.corpora.msp import MSP_CLASS_NAMES, MSP_CLASSES, read_msp_consensus
 
 # Train counts of Chen et al.'s table 4, in MSP_CLASSES order (A S H U F D C N).
 MSP_TRAIN_COUNTS = {"A": 3053, "S": 3882, "H": 13440, "U": 2897, "F": 1139, "D": 1426, "C": 2443, "N": 25016}
@@ -250,7 +250,7 @@ def in_memory_pool(corpus: SyntheticCorpus, device, audio_dim: int, text_dim: in
                    placement: str = "auto", signal: float = 0.5, mean_frames: float = 290.0):
     """A FeaturePool over InMemoryFeatureSets for the corpus' label file (see make_synthetic_corpus's
     write_features=False)."""
-    from .data import FeaturePool
+    from .inputs.features import FeaturePool
 
     table = read_msp_consensus(corpus.consensus)
     letters = [str(x) for x in table.letter]

@@ -17,9 +17,10 @@ import numpy as np
 import torch
 
 from .config import HeadConfig
-from .data import FeaturePool, Modality, build_modalities, default_device, missing_rows
 from .errors import HeadError
-from .labels import MSP_NON_CLASS, LabelTable, read_labels
+from .inputs.corpora import get_corpus, read_labels
+from .inputs.features import FeaturePool, Modality, build_modalities, default_device, missing_rows
+from .inputs.labels import LabelTable
 from .losses import Objective, Targets
 from .metrics import balanced_subsample, classification_metrics, regression_metrics
 from .model import FusionHead
@@ -69,11 +70,11 @@ def _split_error(table: LabelTable, name: str, flag: str) -> HeadError:
     return HeadError(f"{flag} {name!r}: no such split in the labels (splits: {', '.join(table.splits())})")
 
 
-def ox_rows(table: LabelTable) -> np.ndarray:
-    """MSP-Podcast's O (Other) and X (no agreement) rows, whatever --classes kept: they carry A/V/D and
-    soft-label targets, so a class subset must not let them back into training through those."""
-    return np.isin(table.letter.astype(str), list(MSP_NON_CLASS)) & ~np.isin(table.letter.astype(str),
-                                                                            table.classes.letters)
+def non_class_rows(table: LabelTable, non_class: tuple[str, ...]) -> np.ndarray:
+    """Rows the corpus marks as labelled without a class (MSP-Podcast's O and X), whatever --classes kept: they
+    carry A/V/D and soft-label targets, so a class subset must not let them back into training through those."""
+    letters = table.letter.astype(str)
+    return np.isin(letters, list(non_class)) & ~np.isin(letters, table.classes.letters)
 
 
 def _check_balanced_selection(cfg: HeadConfig, table: LabelTable, dev: np.ndarray) -> None:
@@ -91,7 +92,7 @@ def select_rows(cfg: HeadConfig, table: LabelTable) -> tuple[np.ndarray, np.ndar
         raise _split_error(table, cfg.train_split, "--train-split")
     if cfg.dev_split not in splits:
         raise _split_error(table, cfg.dev_split, "--dev-split")
-    ox = ox_rows(table)
+    ox = non_class_rows(table, get_corpus(cfg.corpus).non_class)
     has_class = table.label >= 0
     if cfg.soft_labels:
         soft = table.soft(cfg.soft_labels)
@@ -202,8 +203,9 @@ def prepare(cfg: HeadConfig, table: LabelTable, pool: FeaturePool, device: torch
     groups = table.label[train].copy()
     non_class = groups < 0
     if non_class.any():
-        codes = {"O": C, "X": C + 1}
-        groups[non_class] = [codes.get(str(letter), C + 2) for letter in table.letter[train][non_class]]
+        # one sampler group per non-class code (O, X), one for every other row without a class
+        codes = {code: C + k for k, code in enumerate(get_corpus(cfg.corpus).non_class)}
+        groups[non_class] = [codes.get(str(letter), C + len(codes)) for letter in table.letter[train][non_class]]
     avd = table.attributes
     low = np.nanmin(avd[train], axis=0) if task in ("avd", "both") else np.ones(3, np.float32)
     high = np.nanmax(avd[train], axis=0) if task in ("avd", "both") else np.full(3, 7.0, np.float32)
@@ -361,10 +363,10 @@ def train(cfg: HeadConfig, table: LabelTable | None = None, pool: FeaturePool | 
     from .baseline import resolve_head
 
     cfg = resolve_head(cfg)  # --head baseline: layers 0, attentive pooling
-    if cfg.corpus == "iemocap" and cfg.fold in ("", "all"):
-        from .folds import run_iemocap_folds
+    if get_corpus(cfg.corpus).runs_all_folds(cfg.fold):
+        from .folds import run_folds
 
-        return run_iemocap_folds(cfg, table, pool, verbose)
+        return run_folds(cfg, table, pool, verbose)
     if cfg.head == "probe":  # logistic-regression baseline (heads/probe.py)
         from .probe import train_probe
 
@@ -394,15 +396,12 @@ def train_together(cfgs: list[HeadConfig], table: LabelTable | None = None, pool
 
 def _inputs(cfg: HeadConfig, table: LabelTable | None, pool: FeaturePool | None
             ) -> tuple[LabelTable, FeaturePool, torch.device]:
-    """The label table (this fold's, for IEMOCAP), the feature pool and the device of a run."""
+    """The label table (this fold's, for a fold protocol), the feature pool and the device of a run."""
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     if table is None:
         table = read_labels(cfg.corpus, cfg.labels, cfg.detailed, cfg.classes)
-    if cfg.corpus == "iemocap":
-        from .iemocap import iemocap_fold
-
-        table = iemocap_fold(table, int(cfg.fold), cfg.iemocap_dev)
+    table = get_corpus(cfg.corpus).of_fold(table, cfg.fold, cfg.iemocap_dev)
     device = default_device(cfg.device)
     if pool is None:
         pool = FeaturePool.for_config(cfg, device)

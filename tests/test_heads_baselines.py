@@ -15,7 +15,7 @@ from sercache.heads import HeadConfig, train
 from sercache.heads.checkpoint import load_checkpoint, load_head
 from sercache.heads.ensemble import build_ensemble
 from sercache.heads.errors import HeadError
-from sercache.heads.labels import MSP_CLASSES
+from sercache.heads.inputs.corpora.msp import MSP_CLASSES
 from sercache.heads.model import AttentiveStatsPool
 from sercache.heads.outputs import find_runs, load_run
 from sercache.heads.predict import predict, read_submission
@@ -195,8 +195,8 @@ def test_baseline_head_has_no_transformer_and_attentive_pooling(corpus, tmp_path
 
 # ----------------------------------------------------------------------------------- seeds
 def test_seeds_share_one_data_load_and_summarise(corpus, tmp_path, monkeypatch):
-    import sercache.heads.data as data
-    import sercache.heads.labels as labels_module
+    import sercache.heads.inputs.features as data
+    import sercache.heads.inputs.labels as labels_module
 
     loads, reads = [], []
     real_load, real_read = data.FeaturePool._load, labels_module.read_labels

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from sercache.heads.data import FeaturePool, build_modalities
-from sercache.heads.labels import read_msp_consensus
+from sercache.heads.inputs.corpora.msp import read_msp_consensus
+from sercache.heads.inputs.features import FeaturePool, build_modalities
 from sercache.heads.model import FusionHead, HeadSpec
 from sercache.heads.synthetic import InMemoryFeatureSet
 

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from sercache.heads.errors import HeadError
-from sercache.heads.iemocap import iemocap_fold, parse_emo_evaluation, read_iemocap, speaker_of
-from sercache.heads.labels import MSP_CLASSES, attach_detailed, read_generic_csv, read_msp_consensus, read_msp_detailed
+from sercache.heads.inputs.corpora.csv import read_generic_csv
+from sercache.heads.inputs.corpora.iemocap import iemocap_fold, parse_emo_evaluation, read_iemocap, speaker_of
+from sercache.heads.inputs.corpora.msp import MSP_CLASSES, attach_detailed, read_msp_consensus, read_msp_detailed
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*utterances have no rows in the detailed label file")
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from sercache.heads import HeadConfig, train
-from sercache.heads.prefetch import prefetched
+from sercache.heads.inputs.prefetch import prefetched
 from sercache.heads.synthetic import make_synthetic_corpus
 
 torch.set_num_threads(1)
@@ -66,7 +66,7 @@ def test_streaming_in_store_order_equals_host_placement_and_reads_sequentially(c
     """With --batch-order blocks the batches come from store blocks through a shuffle buffer; streamed from the
     store (a budget far below the cache's size) they give the same epochs as the resident features, and the
     store is read in a few slices per window instead of once per utterance."""
-    from sercache.heads.data import FeaturePool
+    from sercache.heads.inputs.features import FeaturePool
 
     base = HeadConfig(store=str(corpus.store), features=[corpus.audio], text_features=[corpus.text],
                       labels=str(corpus.consensus), hidden=16, d_model=16, ff_dim=32, batch_size=16, max_epochs=2,
@@ -89,7 +89,7 @@ def test_streaming_in_store_order_equals_host_placement_and_reads_sequentially(c
 def test_block_batches_visit_every_row_once_window_by_window():
     import numpy as np
 
-    from sercache.heads.sampling import block_batches, store_blocks
+    from sercache.heads.inputs.sampling import block_batches, store_blocks
 
     rng = np.random.default_rng(0)
     rows = np.arange(100, 400)

@@ -16,7 +16,7 @@ from sercache.heads import HeadConfig, train
 from sercache.heads.decision import Decision
 from sercache.heads.ensemble import build_ensemble
 from sercache.heads.errors import HeadError
-from sercache.heads.labels import MSP_CLASSES
+from sercache.heads.inputs.corpora.msp import MSP_CLASSES
 from sercache.heads.outputs import load_run
 from sercache.heads.post_cli import ensemble_main, predict_main, report_main, tune_main
 from sercache.heads.predict import predict, read_submission

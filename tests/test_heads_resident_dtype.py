@@ -18,7 +18,8 @@ import pytest
 import torch
 
 from sercache.heads import HeadConfig, train
-from sercache.heads.data import (
+from sercache.heads.inputs.corpora.msp import read_msp_consensus
+from sercache.heads.inputs.features import (
     FLOAT8,
     FeaturePool,
     build_modalities,
@@ -27,7 +28,6 @@ from sercache.heads.data import (
     make_resident,
     quantize_float8,
 )
-from sercache.heads.labels import read_msp_consensus
 from sercache.heads.synthetic import InMemoryFeatureSet, in_memory_pool, make_synthetic_corpus
 
 torch.set_num_threads(1)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from sercache.heads.errors import HeadError
-from sercache.heads.sampling import epoch_order, length_batches, padding_waste
+from sercache.heads.inputs.sampling import epoch_order, length_batches, padding_waste
 
 
 def msp_like(n=20000, seed=0):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from sercache.heads.sampling import batches_per_epoch, block_batches, epoch_order, length_batches
+from sercache.heads.inputs.sampling import batches_per_epoch, block_batches, epoch_order, length_batches
 from sercache.heads.schedule import LearningRate, WeightAverage
 
 

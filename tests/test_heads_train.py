@@ -12,9 +12,9 @@ from sklearn.metrics import f1_score
 
 from sercache.heads import HeadConfig, train
 from sercache.heads.checkpoint import load_head
-from sercache.heads.data import FeaturePool
 from sercache.heads.errors import HeadError
-from sercache.heads.labels import MSP_CLASSES
+from sercache.heads.inputs.corpora.msp import MSP_CLASSES
+from sercache.heads.inputs.features import FeaturePool
 from sercache.heads.synthetic import make_synthetic_corpus
 
 torch.set_num_threads(1)  # tiny models: threads only add contention on a shared 2-core machine
@@ -82,7 +82,7 @@ def test_run_directory_and_metrics_match_predictions(corpus, tmp_path):
 
 
 def _table(corpus):
-    from sercache.heads.labels import attach_detailed, read_msp_consensus, read_msp_detailed
+    from sercache.heads.inputs.corpora.msp import attach_detailed, read_msp_consensus, read_msp_detailed
 
     return attach_detailed(read_msp_consensus(corpus.consensus), read_msp_detailed(corpus.detailed))
 

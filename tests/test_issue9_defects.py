@@ -16,7 +16,7 @@ from conftest import make_corpus, write_audio
 from sercache.cache import FeatureSetWriter, StorageConfig, Store, UtteranceRecord, open_store
 from sercache.heads import HeadConfig, train
 from sercache.heads.errors import HeadError
-from sercache.heads.labels import read_labels
+from sercache.heads.inputs.corpora import read_labels
 from sercache.heads.synthetic import make_synthetic_corpus
 
 torch.set_num_threads(1)

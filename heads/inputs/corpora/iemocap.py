@@ -11,11 +11,13 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
-from .errors import HeadError
-from .labels import ClassSet, LabelTable
+from ...errors import HeadError
+from ..labels import ClassSet, LabelTable
+from .base import Corpus, register
 
 IEMOCAP = ClassSet(("A", "S", "H", "N"), ("Angry", "Sad", "Happy+Excited", "Neutral"))
 IEMOCAP_CODES = {"ang": "A", "sad": "S", "hap": "H", "exc": "H", "neu": "N"}
@@ -97,3 +99,17 @@ def iemocap_fold(table: LabelTable, fold: int, dev: str = "next-session") -> Lab
     else:
         raise HeadError(f"unknown IEMOCAP dev choice {dev!r}")
     return replace(table, split=split)
+
+
+def read_iemocap_labels(labels: str, detailed: str = "", classes: Sequence[str] = (), strict_detailed: bool = True
+                        ) -> LabelTable:
+    return read_iemocap(labels)
+
+
+def fold_split(table: LabelTable, fold: str, dev: str) -> LabelTable:
+    return iemocap_fold(table, int(fold), dev or "next-session")
+
+
+IEMOCAP_CORPUS = register(Corpus(
+    name="iemocap", read=read_iemocap_labels, labels_help="release root", codes=IEMOCAP_CODES,
+    folds=("1", "2", "3", "4", "5"), fold_split=fold_split))

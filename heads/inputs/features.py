@@ -22,7 +22,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from .errors import HeadError
+from ..errors import HeadError
 from .labels import LabelTable
 
 KINDS = {"audio": "audio", "text": "text"}

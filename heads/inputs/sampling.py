@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import HeadError
+from ..errors import HeadError
 
 SAMPLERS = ("shuffle", "undersample", "balanced")
 
