@@ -148,3 +148,17 @@ class TextSetWriter:
                 return final
             except FileExistsError:
                 number += 1
+
+
+def text_chain(store: Store, name: str) -> list[dict[str, Any]]:
+    """The metadata of a text set and of the sets it was made from (corrected -> ASR), top first: how
+    `predict` reproduces the text of new audio (ASR model and decoding, AEC model, hash and decoding)."""
+    chain: list[dict[str, Any]] = []
+    while name and all(m.get("name") != name for m in chain):
+        path = store.root / TEXTS_DIR / name / TEXTSET_FILE
+        if not path.is_file():
+            break
+        meta = read_json(path)
+        chain.append(meta)
+        name = meta.get("source") if meta.get("kind") == "corrected" else None
+    return chain

@@ -9,10 +9,10 @@ Python API::
 The command line (`train-head`) is built from the same dataclass.
 """
 
-from .config import HeadConfig
+from .api import sweep, train
 from .errors import HeadError
+from .fit.config import HeadConfig
 from .inputs.corpora.msp import MSP_CLASSES
 from .inputs.labels import ClassSet, LabelTable
-from .train import train  # eager: a lazy wrapper would be replaced by the submodule on first import
 
-__all__ = ["HeadConfig", "HeadError", "MSP_CLASSES", "ClassSet", "LabelTable", "train"]
+__all__ = ["HeadConfig", "HeadError", "MSP_CLASSES", "ClassSet", "LabelTable", "sweep", "train"]

@@ -13,8 +13,11 @@ from typing import Sequence
 from sercache.cli import Command, run
 from sercache.dataclass_cli import add_dataclass_arguments, from_namespace, given
 
-from .config import HeadConfig
+from . import api
 from .errors import HeadError
+from .fit.config import HeadConfig
+from .fit.plan import check, ineffective
+from .fit.sweep import markdown_table
 
 
 @dataclass
@@ -59,20 +62,16 @@ def _run(args: argparse.Namespace) -> int:
     if opts.print_config:
         print(json.dumps(cfg.to_dict(), indent=2, sort_keys=True))
         return 0
-    cfg.validate()
-    for note in cfg.ineffective(sweep=bool(opts.sweep)):
+    check(cfg)
+    for note in ineffective(cfg, sweep=bool(opts.sweep)):
         warnings.warn(note, stacklevel=1)
     if opts.sweep:
-        from .sweep import markdown_table, run_sweep
-
-        rows = run_sweep(cfg, opts.sweep)
+        rows = api.sweep(cfg, opts.sweep)
         if rows:
             keys = list(dict.fromkeys(k for r in rows for k in r))
             print(markdown_table(rows, keys))
         return 0
-    from .train import train
-
-    train(cfg)
+    api.train(cfg)
     return 0
 
 

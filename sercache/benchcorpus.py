@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sercache.heads.synthetic import MSP_TRAIN_COUNTS  # the train shares (Sheffield paper, table 4)
+from sercache.heads.inputs.corpora.msp import MSP_TRAIN_COUNTS  # the train shares (Sheffield paper, table 4)
 
 CLASSES = "ASHUFDCN"
 # MSP-Podcast's names of the class letters (labels_detailed.csv writes names, the consensus letters)

@@ -50,13 +50,13 @@ STAGES = (
           "transcripts"),
     Stage("train", "sercache.heads.cli:TRAIN", "train a speech-emotion head (or a sweep, or IEMOCAP folds) from "
           "cached features", ("train-head",)),
-    Stage("ensemble", "sercache.heads.post_cli:ENSEMBLE", "combine trained heads (vote, averaging, stacking)"),
-    Stage("tune-decision", "sercache.heads.post_cli:TUNE", "per-class biases or prior correction on dev"),
-    Stage("predict", "sercache.heads.post_cli:PREDICT", "run a head or ensemble on audio files (audio in, emotion "
+    Stage("ensemble", "sercache.heads.after.cli:ENSEMBLE", "combine trained heads (vote, averaging, stacking)"),
+    Stage("tune-decision", "sercache.heads.after.cli:TUNE", "per-class biases or prior correction on dev"),
+    Stage("predict", "sercache.predict_cli:PREDICT", "run a head or ensemble on audio files (audio in, emotion "
           "out) or on cached features", ("predict-head",)),
-    Stage("export-head", "sercache.heads.post_cli:EXPORT", "a head or ensemble as a self-describing directory "
+    Stage("export-head", "sercache.heads.after.cli:EXPORT", "a head or ensemble as a self-describing directory "
           "(weights, provenance, metrics, model card)"),
-    Stage("report", "sercache.heads.post_cli:REPORT", "confusion matrices, learning curves, leaderboard",
+    Stage("report", "sercache.heads.after.cli:REPORT", "confusion matrices, learning curves, leaderboard",
           ("report-heads",)),
     Stage("cache", "sercache.cache.cli:CACHE", "inspect, verify or export a feature store"),
     Stage("text", "sercache.cache.cli:TEXT", "list or export a store's text sets (transcripts)"),

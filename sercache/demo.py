@@ -29,6 +29,18 @@ from sercache.cache import open_store
 from sercache.cache.texts import TextSet, TextSetWriter
 from sercache.cli import Command, run
 from sercache.dataclass_cli import add_dataclass_arguments, from_namespace
+from sercache.extract import ExtractConfig, run_extraction
+from sercache.extract.aec import AECTrainConfig, correct_text_set, read_splits, train_aec
+from sercache.extract.text_cli import read_human_transcripts
+from sercache.extract.transcribe import TranscribeConfig, run_transcription
+from sercache.heads import HeadConfig, train
+from sercache.heads.after.ensemble import build_ensemble
+from sercache.heads.after.report import build_report
+from sercache.heads.after.seedstats import mean_std
+from sercache.heads.fit.config import PRESETS
+from sercache.heads.fit.metrics import classification_metrics
+from sercache.heads.fit.plan import parse_seeds
+from sercache.heads.fit.seeds import write_seeds_summary
 
 CLASSES = list(CORPUS_CLASSES)  # all eight MSP-Podcast classes
 AUDIO = "whisper-base-ct2/L-1"
@@ -64,8 +76,6 @@ class DemoSettings:
 
 
 def extract_audio(s: DemoSettings | None, corpus: Path, store: Path) -> None:
-    from sercache.extract import ExtractConfig, run_extraction
-
     # Trimmed mode: ~20x less encoder compute for 2-4 s clips on a CPU; the store records the mode.
     run_extraction(ExtractConfig(input=str(corpus), store=str(store), model="whisper-base-ct2",
                                  whisper_mode="trimmed"))
@@ -74,9 +84,6 @@ def extract_audio(s: DemoSettings | None, corpus: Path, store: Path) -> None:
 def transcribe(corpus: Path, store: Path) -> None:
     """ASR of every file, then the human transcripts (the corpus ships them for Train and Development
     only, as MSP-Podcast does: the test splits have ASR text alone)."""
-    from sercache.extract.text_cli import read_human_transcripts
-    from sercache.extract.transcribe import TranscribeConfig, run_transcription
-
     # Trimmed: each clip plus 3 s of silence instead of the 30-s window, ~6x less encoder compute on these
     # 2-5 s clips, which keeps the demo in minutes; its WER is sometimes higher than padded decoding's
     # (BENCHMARKS.md, "Transcription"). The text set records the mode.
@@ -119,8 +126,6 @@ def build_small_seq2seq(path: Path, texts: list[str], seed: int) -> Path:
 def correct(s: DemoSettings, corpus: Path, store: Path) -> str:
     """Train the AEC model on Train's (ASR, human) pairs; the corrected text set if it beats the raw
     transcripts on Development, else the ASR text set (the safeguard)."""
-    from sercache.extract.aec import AECTrainConfig, correct_text_set, read_splits, train_aec
-
     labels = corpus / "Labels" / "labels_consensus.csv"
     best = s.out / "aec" / "best"
     if not (s.out / "aec" / "metrics.json").is_file():
@@ -142,8 +147,6 @@ def correct(s: DemoSettings, corpus: Path, store: Path) -> str:
 
 
 def extract_text(store: Path, text_set: str) -> str:
-    from sercache.extract import ExtractConfig, run_extraction
-
     summary = run_extraction(ExtractConfig(store=str(store), model="all-minilm-l6-v2", text=text_set))
     return summary.name
 
@@ -165,8 +168,6 @@ LABELS = {"probe": "probe (logistic regression, audio+text)", "fusion-focal-prio
 def head_config(s: DemoSettings, corpus: Path, store: Path, text_features: str, name: str):
     """The HeadConfig of one demo head: the neural heads take the small-data preset's values (whatever
     heads/config.py's PRESETS holds today), the probe needs none."""
-    from sercache.heads import HeadConfig
-
     values: dict[str, Any] = dict(store=str(store), features=[AUDIO], text_features=[text_features],
                                   labels=str(corpus / "Labels" / "labels_consensus.csv"), seeds=list(s.seeds),
                                   out=str(s.out / "runs" / name), progress=False)
@@ -182,8 +183,6 @@ def train_heads(s: DemoSettings, corpus: Path, store: Path, text_features: str) 
     """Every head over all seeds (out/runs/<head>/seed<k>), the runs spread over `s.jobs` worker processes of
     one torch thread each: small heads use two cores better as two runs than as one run on two threads."""
     from joblib import Parallel, cpu_count, delayed
-
-    from sercache.heads.seeds import write_seeds_summary
 
     configs = {name: head_config(s, corpus, store, text_features, name) for name in HEADS}
     absent = [c for c in CLASSES if c not in _consensus(corpus).get("Development", [])]
@@ -208,8 +207,6 @@ def train_heads(s: DemoSettings, corpus: Path, store: Path, text_features: str) 
 
 def _train_one(name: str, cfg) -> tuple[int, dict[str, Any]]:
     """One head run in a worker process: (seed, its metrics summary)."""
-    from sercache.heads import train
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # small splits: sklearn and the empty-class note
         result = train(cfg, verbose=False)
@@ -220,9 +217,6 @@ def _train_one(name: str, cfg) -> tuple[int, dict[str, Any]]:
 
 def ensemble_and_report(s: DemoSettings, runs: dict[str, Path]) -> tuple[Path, Path]:
     """One majority vote per seed over the seed-k runs of the VOTERS, then the report over every run."""
-    from sercache.heads.ensemble import build_ensemble
-    from sercache.heads.report import build_report
-
     vote = s.out / "ensemble-vote"
     for seed in s.seeds:
         build_ensemble([str(runs[name] / f"seed{seed}") for name in VOTERS], vote / f"seed{seed}", method="vote",
@@ -268,8 +262,6 @@ def chance_macro_f1(truth: list[str], draws: int = 20000, seed: int = 0) -> floa
 def baselines(corpus: Path) -> dict[str, dict[str, dict[str, float]]]:
     """Per scored split: the majority class of Train predicted for every file, and uniform guessing
     (UA and WA of uniform guessing are exactly 1/C; its Macro-F1 is simulated)."""
-    from sercache.heads.metrics import classification_metrics
-
     labels = _consensus(corpus)
     majority = max(CLASSES, key=labels["Train"].count)
     out: dict[str, dict[str, dict[str, float]]] = {"majority": {}, "chance": {}}
@@ -287,8 +279,6 @@ def baselines(corpus: Path) -> dict[str, dict[str, dict[str, float]]]:
 # ----------------------------------------------------------------------------------- summary
 def seed_metrics(runs: dict[str, Path], vote: Path, seeds: list[int]) -> dict[str, dict[str, dict[str, Any]]]:
     """model -> split -> metric -> mean ± std over the seeds (heads.seedstats.mean_std)."""
-    from sercache.heads.seedstats import mean_std
-
     dirs = {name: [path / f"seed{k}" for k in seeds] for name, path in runs.items()}
     dirs["ensemble-vote"] = [vote / f"seed{k}" for k in seeds]
     out: dict[str, dict[str, dict[str, Any]]] = {}
@@ -328,8 +318,6 @@ def summary_table(models: dict[str, dict[str, dict[str, Any]]], ceiling: dict[st
 def write_summary(s: DemoSettings, corpus: Path, runs: dict[str, Path], vote: Path, text_set: str,
                   stages: dict[str, float]) -> str:
     """The summary table (printed, summary.md) and its numbers (summary.json)."""
-    from sercache.heads.config import PRESETS
-
     models = seed_metrics(runs, vote, list(s.seeds))
     with warnings.catch_warnings():  # sklearn on classes absent from a small split's truth: F1 0, as scored
         warnings.simplefilter("ignore")
@@ -385,8 +373,6 @@ class _Clock:
 
 
 def run_demo(s: DemoSettings) -> str:
-    from sercache.heads.seeds import parse_seeds
-
     s.seeds = parse_seeds(s.seeds)
     stage = _Clock()
     stage("corpus", "1/7 synthesise the benchmark corpus")

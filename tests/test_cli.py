@@ -20,7 +20,7 @@ from sercache.cache.layout import BACKENDS
 from sercache.cache.parts import COMPRESSIONS
 from sercache.dataclass_cli import boolean_flags, from_namespace, given
 from sercache.errors import SercacheError, run_command
-from sercache.heads.losses import LOSSES
+from sercache.heads.fit.losses import LOSSES
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -162,7 +162,7 @@ def test_a_typed_flag_equal_to_its_default_wins_over_config(tmp_path, capsys):
 
 
 def test_an_explicit_out_equal_to_the_default_is_not_reported_missing(tmp_path, capsys, monkeypatch):
-    from sercache.heads.post_cli import ensemble_main
+    from sercache.heads.after.cli import ensemble_main
 
     monkeypatch.chdir(tmp_path)
     assert ensemble_main([str(tmp_path / "no-run"), "--out", "runs/head"]) == 2

@@ -19,7 +19,7 @@ import torch
 
 from sercache.cli import main
 from sercache.heads import HeadConfig, train
-from sercache.heads.synthetic import make_synthetic_corpus
+from sercache.testing import make_synthetic_corpus
 
 GOLDEN = Path(__file__).parent / "golden"
 REGENERATE = os.environ.get("SERCACHE_REGEN_GOLDEN") == "1"

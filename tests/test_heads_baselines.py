@@ -12,18 +12,18 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import f1_score
 
 from sercache.heads import HeadConfig, train
-from sercache.heads.checkpoint import load_checkpoint, load_head
-from sercache.heads.ensemble import build_ensemble
+from sercache.heads.after.ensemble import build_ensemble
+from sercache.heads.after.outputs import find_runs, load_run
+from sercache.heads.after.predict import predict, read_submission
+from sercache.heads.after.report import build_report
+from sercache.heads.after.seedstats import group_runs, mean_std, paired_difference
 from sercache.heads.errors import HeadError
+from sercache.heads.fit.checkpoint import load_head
+from sercache.heads.fit.model import AttentiveStatsPool
+from sercache.heads.fit.plan import check, parse_seeds
+from sercache.heads.fit.probe import GRID, ProbeHead, load_checkpoint
 from sercache.heads.inputs.corpora.msp import MSP_CLASSES
-from sercache.heads.model import AttentiveStatsPool
-from sercache.heads.outputs import find_runs, load_run
-from sercache.heads.predict import predict, read_submission
-from sercache.heads.probe import GRID, ProbeHead
-from sercache.heads.report import build_report
-from sercache.heads.seeds import parse_seeds
-from sercache.heads.seedstats import group_runs, mean_std, paired_difference
-from sercache.heads.synthetic import make_synthetic_corpus
+from sercache.testing import make_synthetic_corpus
 
 torch.set_num_threads(1)
 TINY = dict(hidden=8, d_model=8, ff_dim=16, batch_size=32, max_epochs=1, progress=False, lr=3e-3,
@@ -167,9 +167,9 @@ def test_probe_refuses_what_it_cannot_do(corpus, tmp_path):
                              (dict(soft_labels="P", detailed=str(corpus.detailed)), "soft-labels"),
                              (dict(aux="gender"), "aux"), (dict(fusion="late"), "early fusion")):
         with pytest.raises(HeadError, match=message):
-            config(corpus, tmp_path / "x", head="probe", **changes).validate()
+            check(config(corpus, tmp_path / "x", head="probe", **changes))
     with pytest.raises(HeadError, match="--head"):
-        config(corpus, tmp_path / "x", head="linear").validate()
+        check(config(corpus, tmp_path / "x", head="linear"))
 
 
 # ----------------------------------------------------------------------------------- baseline
@@ -190,19 +190,19 @@ def test_baseline_head_has_no_transformer_and_attentive_pooling(corpus, tmp_path
     paper = HeadConfig(features=["a"])
     assert (paper.head, paper.layers, paper.pooling) == ("paper", 2, "mean")
     with pytest.raises(HeadError, match="no transformer"):
-        config(corpus, tmp_path / "x", head="baseline", fusion="deep").validate()
+        check(config(corpus, tmp_path / "x", head="baseline", fusion="deep"))
 
 
 # ----------------------------------------------------------------------------------- seeds
 def test_seeds_share_one_data_load_and_summarise(corpus, tmp_path, monkeypatch):
+    import sercache.heads.inputs.corpora.msp as msp
     import sercache.heads.inputs.features as data
-    import sercache.heads.inputs.labels as labels_module
 
     loads, reads = [], []
-    real_load, real_read = data.FeaturePool._load, labels_module.read_labels
+    real_load, real_read = data.FeaturePool._load, msp.read_msp_consensus
     monkeypatch.setattr(data.FeaturePool, "_load",
                         lambda self, name, ids, *rest: loads.append(name) or real_load(self, name, ids, *rest))
-    monkeypatch.setattr(labels_module, "read_labels", lambda *a, **k: reads.append(a) or real_read(*a, **k))
+    monkeypatch.setattr(msp, "read_msp_consensus", lambda *a, **k: reads.append(a) or real_read(*a, **k))
     out = tmp_path / "seeds"
     result = train(config(corpus, out, seeds=["0", "1", "2"], max_epochs=2), verbose=False)
     assert sorted(loads) == sorted([corpus.audio, corpus.text]) and len(reads) == 1  # one load for all seeds
@@ -242,9 +242,9 @@ def test_head_and_seeds_flags(capsys):
     assert parse_seeds(cfg["seeds"]) == [0, 1, 2] and cfg["head"] == "baseline"
     assert parse_seeds([3, "4"]) == [3, 4]
     with pytest.raises(HeadError, match="given twice"):
-        HeadConfig(features=["a"], seeds=["1", "1"]).validate()
+        check(HeadConfig(features=["a"], seeds=["1", "1"]))
     with pytest.raises(HeadError, match="not an integer"):
-        HeadConfig(features=["a"], seeds=["x"]).validate()
+        check(HeadConfig(features=["a"], seeds=["x"]))
 
 
 # ----------------------------------------------------------------------------------- seed statistics

@@ -12,10 +12,12 @@ import torch
 from sercache.cli import build_parser
 from sercache.dataclass_cli import from_namespace
 from sercache.heads import HeadConfig, train
+from sercache.heads import sweep as run_sweep
 from sercache.heads.cli import main
 from sercache.heads.errors import HeadError
-from sercache.heads.sweep import expand, run_sweep
-from sercache.heads.synthetic import make_synthetic_corpus
+from sercache.heads.fit.plan import ineffective
+from sercache.heads.fit.sweep import expand
+from sercache.testing import make_synthetic_corpus
 
 torch.set_num_threads(1)
 FLAGS = ["--hidden", "8", "--d-model", "8", "--ff-dim", "16", "--batch-size", "32", "--max-epochs", "1",
@@ -156,12 +158,12 @@ def test_iemocap_leave_one_session_out(tmp_path):
 
 def test_package_train_stays_the_function_after_use():
     import sercache.heads as heads
-    import sercache.heads.train  # noqa: F401  (importing the submodule must not shadow the function)
-    assert callable(heads.train) and heads.train.__module__ == "sercache.heads.train"
+    import sercache.heads.fit.train  # noqa: F401  (importing a submodule must not shadow the function)
+    assert callable(heads.train) and heads.train.__module__ == "sercache.heads.api"
 
 
 def test_preset_sits_under_config_file_and_typed_flags(tmp_path, capsys):
-    from sercache.heads.config import PRESETS
+    from sercache.heads.fit.config import PRESETS
 
     small = PRESETS["small-data"]
     main(["--preset", "small-data", "--features", "a", "--print-config"])
@@ -180,11 +182,10 @@ def test_preset_sits_under_config_file_and_typed_flags(tmp_path, capsys):
 
 
 def test_settings_that_change_nothing_are_warned_about(corpus, tmp_path, monkeypatch):
-    import importlib
+    import sercache.heads.api as api
 
-    train_module = importlib.import_module("sercache.heads.train")  # the module: the package's `train` is the function
     trained = []
-    monkeypatch.setattr(train_module, "train", lambda cfg: trained.append(cfg))
+    monkeypatch.setattr(api, "train", lambda cfg: trained.append(cfg))
     audio_only = base_flags(corpus, tmp_path / "a")
     audio_only = audio_only[:4] + audio_only[6:]  # no --text-features
     with pytest.warns(UserWarning) as caught:
@@ -193,8 +194,8 @@ def test_settings_that_change_nothing_are_warned_about(corpus, tmp_path, monkeyp
     assert "--lockstep" in said and "--unimodal-weight" in said and "--modality-dropout" in said and len(trained) == 1
     cfg = HeadConfig(features=["a/L-1"], text_features=["t"], seeds=[0, 1], lockstep=True, unimodal_weight=0.5,
                      modality_dropout=0.2)
-    assert cfg.ineffective() == [] and HeadConfig(features=["a"], lockstep=True).ineffective(sweep=True) == []
-    said = [cfg.replace(seeds=[0]).ineffective(), cfg.replace(head="probe").ineffective(),
-            cfg.replace(loss="ccc", task="avd").ineffective()]
+    assert ineffective(cfg) == [] and ineffective(HeadConfig(features=["a"], lockstep=True), sweep=True) == []
+    said = [ineffective(cfg.replace(seeds=[0])), ineffective(cfg.replace(head="probe")),
+            ineffective(cfg.replace(loss="ccc", task="avd"))]
     assert [len(s) for s in said] == [1, 1, 1]
     assert "fewer than two --seeds" in said[0][0] and "probe" in said[1][0] and "--task avd" in said[2][0]

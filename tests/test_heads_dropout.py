@@ -5,8 +5,8 @@ import pytest
 import torch
 from torch import nn
 
-from sercache.heads.dropout import LANES, LEVELS, Dropout, keep_mask, kept_lanes, replace_dropouts
-from sercache.heads.model import FusionHead, HeadSpec
+from sercache.heads.fit.dropout import LANES, LEVELS, Dropout, keep_mask, kept_lanes, replace_dropouts
+from sercache.heads.fit.model import FusionHead, HeadSpec
 
 CPU = torch.device("cpu")
 

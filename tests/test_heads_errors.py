@@ -11,7 +11,7 @@ import torch
 from sercache.heads import HeadConfig, train
 from sercache.heads.cli import main
 from sercache.heads.errors import HeadError
-from sercache.heads.synthetic import make_synthetic_corpus
+from sercache.testing import make_synthetic_corpus
 
 torch.set_num_threads(1)
 TINY = dict(hidden=8, d_model=8, ff_dim=16, batch_size=32, max_epochs=1, progress=False)

@@ -12,9 +12,9 @@ import torch.nn.functional as F
 from test_heads_model import batch, garbage
 
 from sercache.heads import HeadConfig, train
-from sercache.heads.checkpoint import load_head
-from sercache.heads.model import FusionHead, HeadSpec
-from sercache.heads.synthetic import in_memory_pool, make_synthetic_corpus
+from sercache.heads.fit.checkpoint import load_head
+from sercache.heads.fit.model import FusionHead, HeadSpec
+from sercache.testing import in_memory_pool, make_synthetic_corpus
 
 torch.set_num_threads(1)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from sercache.heads import HeadConfig, train
-from sercache.heads.synthetic import in_memory_pool, make_synthetic_corpus
+from sercache.testing import in_memory_pool, make_synthetic_corpus
 
 
 def test_in_memory_pool_trains_without_a_store(tmp_path):

@@ -6,16 +6,16 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from sercache.heads.fit.model import FusionHead, HeadSpec
 from sercache.heads.inputs.corpora.msp import read_msp_consensus
 from sercache.heads.inputs.features import FeaturePool, build_modalities
-from sercache.heads.model import FusionHead, HeadSpec
-from sercache.heads.synthetic import InMemoryFeatureSet
+from sercache.testing import InMemoryFeatureSet
 
 torch.set_num_threads(1)
 
 
 def _modality(tmp_path, scale: float = 1.0):
-    from sercache.heads.synthetic import make_synthetic_corpus
+    from sercache.testing import make_synthetic_corpus
 
     corpus = make_synthetic_corpus(tmp_path, n_train=40, n_dev=16, n_test=8, audio_dim=6, text_dim=4,
                                    write_features=False)

@@ -9,8 +9,8 @@ import torch
 
 from sercache.heads import HeadConfig, train
 from sercache.heads.errors import HeadError
-from sercache.heads.synthetic import make_synthetic_corpus
-from sercache.heads.train import train_together
+from sercache.heads.fit.train import train_together
+from sercache.testing import make_synthetic_corpus
 
 torch.set_num_threads(1)
 
@@ -76,7 +76,7 @@ def test_lockstep_refuses_heads_with_other_batches(corpus, tmp_path):
 
 
 def test_sweep_in_lockstep_gives_the_sequential_results(corpus, tmp_path):
-    from sercache.heads.sweep import run_sweep
+    from sercache.heads import sweep as run_sweep
 
     spec = "loss=ce,focal;weights=uniform,prior"
     rows = {}
@@ -87,7 +87,7 @@ def test_sweep_in_lockstep_gives_the_sequential_results(corpus, tmp_path):
 
 
 def test_a_diverged_head_stops_alone_and_its_group_finishes(corpus, tmp_path, monkeypatch):
-    from sercache.heads import loop
+    from sercache.heads.fit import loop
 
     end_epoch = loop.HeadRun.end_epoch
 
@@ -103,7 +103,7 @@ def test_a_diverged_head_stops_alone_and_its_group_finishes(corpus, tmp_path, mo
     for seed in (0, 2):  # the others trained every epoch and wrote their run directories
         assert json.loads((tmp_path / str(seed) / "metrics.json").read_text())["epochs_run"] == TINY["max_epochs"]
     assert not (tmp_path / "1" / "metrics.json").exists()
-    from sercache.heads.sweep import run_sweep  # a lockstep sweep records the configs that finished, then stops
+    from sercache.heads import sweep as run_sweep  # a lockstep sweep records the configs that finished, then stops
 
     with pytest.raises(HeadError, match="training loss is nan"):
         run_sweep(config(corpus, tmp_path / "sweep", lockstep=True, data_seed=0), "seed=0,1,2", False)

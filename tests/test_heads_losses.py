@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from sercache.heads.errors import HeadError
-from sercache.heads.losses import (
+from sercache.heads.fit.losses import (
     Objective,
     Targets,
     amsoftmax_logits,

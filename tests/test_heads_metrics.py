@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, confusion_matrix, f1_score
 
-from sercache.heads.metrics import balanced_subsample, ccc_np, classification_metrics, regression_metrics
+from sercache.heads.fit.metrics import balanced_subsample, ccc_np, classification_metrics, regression_metrics
 
 LETTERS = ("A", "S", "H", "U", "F", "D", "C", "N")
 

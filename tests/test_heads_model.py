@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from sercache.heads.model import AttentiveStatsPool, FusionHead, HeadSpec, LayerMix, masked_mean
+from sercache.heads.fit.model import AttentiveStatsPool, FusionHead, HeadSpec, LayerMix, masked_mean
 
 torch.set_num_threads(1)
 
@@ -117,7 +117,7 @@ def test_cosine_classifier_outputs_cosines():
 
 
 def test_strided_mean_is_the_mean_of_valid_frames_per_window():
-    from sercache.heads.model import strided_mean
+    from sercache.heads.fit.model import strided_mean
 
     x = torch.randn(2, 7, 3)
     mask = torch.tensor([[1] * 7, [1] * 4 + [0] * 3], dtype=torch.bool)

@@ -11,7 +11,7 @@ import torch
 
 from sercache.heads import HeadConfig, train
 from sercache.heads.inputs.prefetch import prefetched
-from sercache.heads.synthetic import make_synthetic_corpus
+from sercache.testing import make_synthetic_corpus
 
 torch.set_num_threads(1)
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import f1_score
 
-from sercache.heads.decision import (
+from sercache.heads.after.decision import (
     Decision,
     Stacker,
     _best_position,
@@ -21,9 +21,9 @@ from sercache.heads.decision import (
     stack,
     tune_bias,
 )
-from sercache.heads.ensemble import combine, logmean_probs, majority_vote, mean_probs
+from sercache.heads.after.ensemble import combine, logmean_probs, majority_vote, mean_probs
+from sercache.heads.after.outputs import SplitOutputs
 from sercache.heads.errors import HeadError
-from sercache.heads.outputs import SplitOutputs
 
 
 # ----------------------------------------------------------------------------------- votes

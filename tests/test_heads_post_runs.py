@@ -13,15 +13,16 @@ import torch
 from sklearn.metrics import f1_score
 
 from sercache.heads import HeadConfig, train
-from sercache.heads.decision import Decision
-from sercache.heads.ensemble import build_ensemble
+from sercache.heads.after.cli import ensemble_main, report_main, tune_main
+from sercache.heads.after.decision import Decision
+from sercache.heads.after.ensemble import build_ensemble
+from sercache.heads.after.outputs import load_run
+from sercache.heads.after.predict import predict, read_submission
+from sercache.heads.after.report import FIGURES_PER_WORKER, build_report
 from sercache.heads.errors import HeadError
 from sercache.heads.inputs.corpora.msp import MSP_CLASSES
-from sercache.heads.outputs import load_run
-from sercache.heads.post_cli import ensemble_main, predict_main, report_main, tune_main
-from sercache.heads.predict import predict, read_submission
-from sercache.heads.report import FIGURES_PER_WORKER, build_report
-from sercache.heads.synthetic import make_synthetic_corpus
+from sercache.predict_cli import predict_main
+from sercache.testing import make_synthetic_corpus
 
 torch.set_num_threads(1)
 TINY = dict(hidden=16, d_model=16, ff_dim=32, batch_size=32, max_epochs=2, progress=False, lr=3e-3,

@@ -28,7 +28,7 @@ from sercache.heads.inputs.features import (
     make_resident,
     quantize_float8,
 )
-from sercache.heads.synthetic import InMemoryFeatureSet, in_memory_pool, make_synthetic_corpus
+from sercache.testing import InMemoryFeatureSet, in_memory_pool, make_synthetic_corpus
 
 torch.set_num_threads(1)
 

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
+from sercache.heads.fit.schedule import LearningRate, WeightAverage
 from sercache.heads.inputs.sampling import batches_per_epoch, block_batches, epoch_order, length_batches
-from sercache.heads.schedule import LearningRate, WeightAverage
 
 
 def _optimizer(lr: float = 0.1) -> torch.optim.Optimizer:

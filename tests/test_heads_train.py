@@ -11,11 +11,11 @@ import torch
 from sklearn.metrics import f1_score
 
 from sercache.heads import HeadConfig, train
-from sercache.heads.checkpoint import load_head
 from sercache.heads.errors import HeadError
+from sercache.heads.fit.checkpoint import load_head
 from sercache.heads.inputs.corpora.msp import MSP_CLASSES
 from sercache.heads.inputs.features import FeaturePool
-from sercache.heads.synthetic import make_synthetic_corpus
+from sercache.testing import make_synthetic_corpus
 
 torch.set_num_threads(1)  # tiny models: threads only add contention on a shared 2-core machine
 
@@ -73,7 +73,8 @@ def test_run_directory_and_metrics_match_predictions(corpus, tmp_path):
     model, info = load_head(out / "best.safetensors", classes=MSP_CLASSES)
     with pytest.raises(HeadError, match="class order"):
         load_head(out / "best.safetensors", classes=sorted(MSP_CLASSES))
-    from sercache.heads.train import infer, prepare
+    from sercache.heads.fit.prepare import prepare
+    from sercache.heads.fit.scoring import infer
 
     prep = prepare(config(corpus, tmp_path / "x"), _table(corpus), FeaturePool(corpus.store, torch.device("cpu")),
                    torch.device("cpu"))
@@ -177,8 +178,8 @@ def test_small_data_training_options_run_and_are_recorded(corpus, tmp_path):
 
 
 def test_unimodal_losses_add_each_modalitys_own_loss():
-    from sercache.heads.losses import Objective, Targets
-    from sercache.heads.model import FusionHead, HeadSpec
+    from sercache.heads.fit.losses import Objective, Targets
+    from sercache.heads.fit.model import FusionHead, HeadSpec
 
     for fusion in ("early", "late"):
         spec = HeadSpec(inputs={"audio": [6], "text": [4]}, n_classes=3, fusion=fusion, hidden=8, d_model=8,

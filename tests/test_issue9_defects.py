@@ -17,7 +17,7 @@ from sercache.cache import FeatureSetWriter, StorageConfig, Store, UtteranceReco
 from sercache.heads import HeadConfig, train
 from sercache.heads.errors import HeadError
 from sercache.heads.inputs.corpora import read_labels
-from sercache.heads.synthetic import make_synthetic_corpus
+from sercache.testing import make_synthetic_corpus
 
 torch.set_num_threads(1)
 TINY = dict(hidden=8, d_model=8, ff_dim=16, batch_size=32, max_epochs=1, progress=False, lr=3e-3,
@@ -35,7 +35,7 @@ def synthetic(tmp_path_factory):
                                      dict(soft_labels="P", loss="kld"), dict(soft_labels="P", loss="ce", task="both")])
 def test_ox_rows_stay_out_of_training_with_a_class_subset(synthetic, changes):
     """--classes A S H N must not let O/X rows back in through A/V/D targets or soft labels."""
-    from sercache.heads.train import select_rows
+    from sercache.heads.fit.prepare import select_rows
 
     classes = ["A", "S", "H", "N"]
     table = read_labels("msp", str(synthetic.consensus), str(synthetic.detailed), classes)
@@ -69,10 +69,9 @@ def test_balanced_selection_without_classes_is_refused_before_training(synthetic
 
 
 def test_no_finite_selection_value_is_a_head_error_not_an_assert(synthetic, tmp_path, monkeypatch):
-    import importlib
+    from sercache.heads.fit import loop
 
-    train_module = importlib.import_module("sercache.heads.train")  # the package exports a function of that name
-    monkeypatch.setattr(train_module, "selection_value", lambda *args, **kwargs: float("nan"))
+    monkeypatch.setattr(loop, "selection_value", lambda *args, **kwargs: float("nan"))
     cfg = HeadConfig(labels=str(synthetic.consensus), store=str(synthetic.store), features=[synthetic.audio],
                      out=str(tmp_path / "run"), **TINY)
     with pytest.raises(HeadError, match="selection"):
@@ -81,7 +80,7 @@ def test_no_finite_selection_value_is_a_head_error_not_an_assert(synthetic, tmp_
 
 # ----------------------------------------------------------------------------------- defect 4
 def _run(tmp_path: Path, name: str, balanced: float, plain: float):
-    from sercache.heads.outputs import load_run
+    from sercache.heads.after.outputs import load_run
 
     path = tmp_path / name
     path.mkdir()
@@ -99,8 +98,8 @@ def _run(tmp_path: Path, name: str, balanced: float, plain: float):
 
 
 def test_ensemble_and_leaderboard_rank_balanced_runs_by_their_balanced_value(tmp_path):
-    from sercache.heads.ensemble import Member
-    from sercache.heads.report import build_report, leaderboard_rows
+    from sercache.heads.after.ensemble import Member
+    from sercache.heads.after.report import build_report, leaderboard_rows
 
     good = _run(tmp_path, "good", balanced=0.9, plain=0.5)   # best on the balanced metric it was selected on
     other = _run(tmp_path, "other", balanced=0.6, plain=0.8)
@@ -147,8 +146,8 @@ def test_ctranslate2_provenance_says_last_layer_and_old_stores_still_work(ct2_st
 
 
 def test_predict_provenance_check_accepts_old_ct2_records_and_still_refuses_other_layers(tmp_path):
-    from sercache.heads.checkpoint import load_head, save_head
-    from sercache.heads.model import FusionHead, HeadSpec
+    from sercache.heads.fit.checkpoint import load_head, save_head
+    from sercache.heads.fit.model import FusionHead, HeadSpec
 
     cfg = HeadConfig(features=["whisper-base-ct2/L-1"], hidden=8, d_model=8, ff_dim=16, layers=1)
     model = FusionHead(HeadSpec.from_config(cfg, {"audio": (4,)}, 2))

@@ -79,7 +79,7 @@ def demo(tmp_path_factory):
                          patience=0, device="cpu", threads=1, progress=False, **task)
         train(cfg, verbose=False)
         runs[name] = root / "runs" / name
-    from sercache.heads.ensemble import build_ensemble
+    from sercache.heads.after.ensemble import build_ensemble
 
     build_ensemble([str(runs["audio"]), str(runs["fusion"])], root / "runs" / "vote", method="vote", verbose=False)
     runs["vote"] = root / "runs" / "vote"

@@ -22,6 +22,8 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from sercache.cache import CacheError, open_store
+
 from ..errors import HeadError
 from .labels import LabelTable
 
@@ -136,8 +138,6 @@ class FeaturePool:
     def __init__(self, store, device: torch.device, placement: str = "auto", progress: bool = False,
                  max_host_gb: float = 0.0):
         """`store`: a store directory, or any mapping name -> FeatureSet-like object (benchmarks' in-memory sets)."""
-        from sercache.cache import CacheError, open_store
-
         if isinstance(store, (str, Path)):
             try:
                 self.store = open_store(store)
@@ -157,8 +157,6 @@ class FeaturePool:
         return cls(cfg.store, device or default_device(cfg.device), cfg.placement, cfg.progress, cfg.max_host_gb)
 
     def featureset(self, name: str):
-        from sercache.cache import CacheError
-
         try:
             return self.store[name]
         except CacheError as err:

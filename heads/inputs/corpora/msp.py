@@ -55,6 +55,8 @@ _DETAIL_RE = re.compile(
 
 
 MSP = ClassSet(MSP_CLASSES, MSP_CLASS_NAMES)
+# MSP-Podcast train counts (table 4 of Chen et al., Sheffield's Odyssey 2024 solution), in MSP_CLASSES order.
+MSP_TRAIN_COUNTS = {"A": 3053, "S": 3882, "H": 13440, "U": 2897, "F": 1139, "D": 1426, "C": 2443, "N": 25016}
 
 
 def find_consensus(path: str | Path) -> Path:

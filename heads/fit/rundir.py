@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -115,3 +116,16 @@ def summary_table(result: dict) -> str:
     if has_cls:
         lines.append(f"WA = {DEFINITIONS['accuracy']}; UA = {DEFINITIONS['balanced_accuracy']}")
     return "\n".join(lines)
+
+
+@dataclass
+class RunResult:
+    out: Path
+    summary: dict[str, Any]
+
+    @property
+    def dev(self) -> dict:
+        return self.summary["splits"][self.summary["dev_split"]]
+
+    def table(self) -> str:
+        return summary_table(self.summary)

@@ -4,7 +4,7 @@ A single run's Macro-F1 moves by a point or more between seeds on MSP-Podcast, w
 many claimed effects; repeating the run over seeds is the cheapest error bar. The labels are read
 and the features loaded once (FeaturePool), then `train` runs per seed into <out>/seed<k> (ordinary
 run directories: ensembles, reports and predict-head take them), and <out>/seeds.json and seeds.md
-hold the per-seed metrics and their mean ± std (heads/seedstats.py's definition: std with ddof 1).
+hold the per-seed metrics and their mean ± std (std with ddof 1; after/seedstats.py compares groups).
 """
 
 from __future__ import annotations
@@ -12,25 +12,28 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Sequence
 
-from .config import HeadConfig
-from .errors import HeadError
-from .seedstats import METRICS, STD_NOTE, mean_std
+import numpy as np
 
+from .config import HeadConfig
+from .rundir import RunResult, write_json
+
+METRICS = (("macro_f1", "Macro-F1"), ("balanced_accuracy", "UA"), ("accuracy", "WA"))
+STD_NOTE = "std: sample standard deviation over seeds (ddof = 1)"
 SUMMARY_METRICS = (*[k for k, _ in METRICS], "ccc_mean")
 
 
-def parse_seeds(values: Sequence[Any]) -> list[int]:
-    """--seeds values (ints, or strings from the command line / a sweep grid) as distinct ints, in order."""
-    seeds = []
-    for v in values:
-        try:
-            seeds.append(int(v))
-        except (TypeError, ValueError):
-            raise HeadError(f"--seeds: {v!r} is not an integer seed (e.g. --seeds 0,1,2)") from None
-    duplicated = sorted({s for s in seeds if seeds.count(s) > 1})
-    if duplicated:
-        raise HeadError(f"--seeds: seed(s) {', '.join(map(str, duplicated))} given twice")
-    return seeds
+def mean_std(values: Sequence[float]) -> dict[str, Any]:
+    """{'mean', 'std' (ddof 1; None for fewer than 2 values), 'n', 'values'} of finite values."""
+    v = np.asarray([x for x in values if x is not None and np.isfinite(x)], np.float64)
+    return {"mean": float(v.mean()) if len(v) else None, "std": float(v.std(ddof=1)) if len(v) > 1 else None,
+            "n": int(len(v)), "values": v.tolist()}
+
+
+def seed_configs(cfg: HeadConfig, seeds: Sequence[int], lockstep: bool) -> list[HeadConfig]:
+    """One run per seed into <out>/seed<k>; in lockstep they share one batch order (the first seed's, or
+    --data-seed) and keep their own initialisation and dropout."""
+    shared = {"data_seed": cfg.data_seed if cfg.data_seed >= 0 else seeds[0]} if lockstep else {}
+    return [cfg.replace(seeds=[], seed=seed, out=str(Path(cfg.out) / f"seed{seed}"), **shared) for seed in seeds]
 
 
 def run_metrics(summary: dict[str, Any]) -> dict[str, dict[str, float]]:
@@ -90,49 +93,8 @@ def summary_markdown(summary: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def train_seeds(cfg: HeadConfig, table=None, pool=None, verbose: bool = True):
-    """Train cfg once per seed in cfg.seeds into <out>/seed<k>, reading labels and loading features once;
-    write <out>/seeds.json and seeds.md. Returns a RunResult whose summary holds the means ('splits')
-    and mean ± std ('stats')."""
-    from .inputs.corpora import read_labels
-    from .inputs.features import FeaturePool
-    from .train import train
-
-    seeds = parse_seeds(cfg.seeds)
-    if not seeds:
-        raise HeadError("--seeds: no seed given")
-    if table is None:
-        table = read_labels(cfg.corpus, cfg.labels, cfg.detailed, cfg.classes)
-    if pool is None:
-        pool = FeaturePool.for_config(cfg)
-    out = Path(cfg.out)
-    per_seed = []
-    from .loop import can_lockstep
-
-    if cfg.lockstep and can_lockstep(cfg):  # one batch order (the first seed's, or --data-seed); own init, dropout
-        from .train import train_together
-
-        shared = cfg.data_seed if cfg.data_seed >= 0 else seeds[0]
-        members = [cfg.replace(seeds=[], seed=seed, data_seed=shared, out=str(out / f"seed{seed}")) for seed in seeds]
-        if verbose:
-            print(f"seeds {', '.join(map(str, seeds))} in lockstep (batch order of seed {shared}) -> {out}", flush=True)
-        results = train_together(members, table=table, pool=pool, verbose=verbose)
-        per_seed = [(seed, r.summary) for seed, r in zip(seeds, results)]
-    else:  # one after the other (the probe and IEMOCAP's all-folds run always: --lockstep does not apply)
-        for seed in seeds:
-            if verbose:
-                print(f"seed {seed} -> {out / f'seed{seed}'}", flush=True)
-            result = train(cfg.replace(seeds=[], seed=seed, out=str(out / f"seed{seed}")), table=table, pool=pool,
-                           verbose=verbose)
-            per_seed.append((seed, result.summary))
-    return write_seeds_summary(out, cfg.dev_split, per_seed, verbose)
-
-
 def write_seeds_summary(out: Path, dev_split: str, per_seed: list[tuple[int, dict[str, Any]]], verbose: bool = False):
     """<out>/seeds.json and seeds.md from the per-seed run summaries; the RunResult of the group."""
-    from .rundir import write_json
-    from .train import RunResult
-
     summary = seeds_summary(out, dev_split, per_seed)
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "seeds.json", summary)

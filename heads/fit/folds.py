@@ -1,5 +1,5 @@
-"""A corpus' fold protocol (IEMOCAP: 5-fold leave-one-session-out): one run per fold, UA and WA per fold and across
-folds."""
+"""A corpus' fold protocol (IEMOCAP: 5-fold leave-one-session-out): one run per fold, UA and WA per fold and
+across folds."""
 
 from __future__ import annotations
 
@@ -7,23 +7,20 @@ from pathlib import Path
 
 import numpy as np
 
+from ..inputs.corpora import get_corpus
 from .config import HeadConfig
-from .inputs.corpora import get_corpus, read_labels
-from .rundir import write_json
+from .rundir import RunResult, write_json
 
 
-def run_folds(cfg: HeadConfig, table=None, pool=None, verbose: bool = True):
-    from .inputs.features import FeaturePool
-    from .train import RunResult, train
+def fold_configs(cfg: HeadConfig) -> list[HeadConfig]:
+    """One run per fold of the corpus' protocol, into <out>/fold<k>."""
+    return [cfg.replace(fold=fold, out=str(Path(cfg.out) / f"fold{fold}")) for fold in get_corpus(cfg.corpus).folds]
 
-    corpus = get_corpus(cfg.corpus)
-    table = table if table is not None else read_labels(cfg.corpus, cfg.labels, cfg.detailed, cfg.classes)
-    if pool is None:
-        pool = FeaturePool.for_config(cfg)
-    out = Path(cfg.out)
+
+def write_folds_summary(out: Path, per_fold: list[tuple[str, RunResult]], verbose: bool = False) -> RunResult:
+    """<out>/folds.json from the fold runs (test split of each fold); the RunResult of the group."""
     folds = []
-    for fold in corpus.folds:
-        result = train(cfg.replace(fold=fold, out=str(out / f"fold{fold}")), table=table, pool=pool, verbose=verbose)
+    for fold, result in per_fold:
         test = result.summary["splits"].get("test", {})
         folds.append({"fold": int(fold) if fold.isdigit() else fold, "UA": test.get("balanced_accuracy"),
                       "WA": test.get("accuracy"), "macro_f1": test.get("macro_f1"), "n": test.get("n"),

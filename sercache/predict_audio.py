@@ -23,77 +23,34 @@ import csv
 import json
 import sys
 import tempfile
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 import torch
 
-from .errors import HeadError
-from .inputs.labels import ATTRIBUTES
+from sercache.cache import PackedFeatures, open_store
+from sercache.cache.encoding import decode, encode
+from sercache.cache.texts import TextSet
+from sercache.extract import ExtractConfig, run_extraction
+from sercache.extract.aec import correct_text_set, generate, load_seq2seq
+from sercache.extract.audio import SAMPLE_RATE, AudioError, load, probe
+from sercache.extract.bundled import resolve_bundled
+from sercache.extract.encoders import load_encoder, model_digest
+from sercache.extract.layers import parse_layers
+from sercache.extract.manifest import Utterance, load_manifest
+from sercache.extract.plan import Pending, batches
+from sercache.extract.text_features import TextEncoder
+from sercache.extract.transcribe import config_from_metadata, load_backend, run_transcription
+from sercache.heads.after.predict import HeadPredictor, _outputs, combine_members, resolve_members, unlabelled_table
+from sercache.heads.after.recipes import FeatureRecipe, head_recipes
+from sercache.heads.errors import HeadError
+from sercache.heads.inputs.features import FeaturePool, default_device
+from sercache.heads.inputs.labels import ATTRIBUTES
 
 MODEL_ROLES = ("audio", "asr", "aec", "text")
-PROVENANCE_FILE = "provenance.json"
 PRECISION_OF = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}
-
-
-# ----------------------------------------------------------------------------------- recipes
-@dataclass
-class FeatureRecipe:
-    """How one feature set of a head was made: its featureset.json, and for text features the text sets
-    it encodes, the encoded one first, down to the ASR transcripts (their textset.json)."""
-
-    name: str
-    meta: dict[str, Any]
-    texts: list[dict[str, Any]] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"meta": self.meta, "texts": self.texts}
-
-
-def head_recipes(run_dir: Path) -> dict[str, FeatureRecipe]:
-    """Recipes of every feature set of one head directory (a train-head run or an exported head)."""
-    from sercache.cache import CacheError, open_store
-
-    from .checkpoint import read_metadata
-
-    config = json.loads((run_dir / "config.json").read_text())
-    names = [*config.get("features", []), *config.get("text_features", [])]
-    exported = run_dir / PROVENANCE_FILE
-    if exported.is_file():
-        recorded = json.loads(exported.read_text())
-        missing = [n for n in names if n not in recorded]
-        if missing:
-            raise HeadError(f"{exported}: no provenance for feature set(s) {', '.join(missing)}")
-        return {n: FeatureRecipe(n, recorded[n]["meta"], recorded[n].get("texts", [])) for n in names}
-    recipes: dict[str, FeatureRecipe] = {}
-    store = None
-    try:
-        store = open_store(config["store"]) if config.get("store") else None
-    except CacheError:
-        store = None
-    if store is not None:
-        from sercache.extract.text_features import text_chain
-
-        for n in names:
-            if n in store:
-                meta = dict(store[n].meta)
-                texts = meta.get("text_chain") or []
-                if meta.get("kind") == "text" and not texts:
-                    texts = text_chain(store, (meta.get("text_source") or {}).get("name", ""))
-                recipes[n] = FeatureRecipe(n, meta, texts)
-    if len(recipes) < len(names):  # the checkpoint's provenance: enough for audio features
-        info = json.loads(read_metadata(run_dir / "best.safetensors")["info"])
-        stored = {p.get("name"): p for ps in info.get("features", {}).values() for p in ps}
-        for n in names:
-            if n not in recipes and n in stored:
-                recipes[n] = FeatureRecipe(n, dict(stored[n]), list(stored[n].get("text_chain") or []))
-    missing = [n for n in names if n not in recipes]
-    if missing:
-        raise HeadError(f"{run_dir}: no provenance for feature set(s) {', '.join(missing)} (neither in the store "
-                        f"{config.get('store')!r} nor in the checkpoint)")
-    return recipes
 
 
 def parse_model_paths(items: Sequence[str]) -> dict[str, str]:
@@ -110,9 +67,6 @@ def parse_model_paths(items: Sequence[str]) -> dict[str, str]:
 def resolve_model(role: str, what: str, candidates: Sequence[str | None], digest: str | None,
                   overrides: dict[str, str]) -> str:
     """A local path (or hub id) for a recorded model whose weights hash to `digest` (when one is recorded)."""
-    from sercache.extract.bundled import resolve_bundled
-    from sercache.extract.encoders import model_digest
-
     named = [c for c in candidates if c]
     chosen = next((overrides[k] for k in (role, *named) if k in overrides), None)
     if chosen is None:
@@ -164,8 +118,6 @@ class Item:
     transcript: str | None = None
 
     def utterance(self):
-        from sercache.extract.manifest import Utterance
-
         return Utterance(self.id, self.path, self.start, self.end)
 
 
@@ -173,9 +125,6 @@ def audio_items(audio: Sequence[str] = (), input: str = "", segment: float = 0.0
     """Files from the command line (id: the file name, or the path as given when names repeat) or a
     directory/manifest (ids as extraction gives them), cut into `segment`-second pieces if asked; the
     header is checked here, so missing, unreadable, empty and silent files become error rows."""
-    from sercache.extract.audio import SAMPLE_RATE, AudioError, probe
-    from sercache.extract.manifest import Utterance, load_manifest
-
     if bool(audio) == bool(input):
         raise HeadError("give audio files or --input (a directory or a manifest), not both" if audio else
                         "give audio files or --input (a directory or a manifest)")
@@ -210,8 +159,6 @@ def audio_items(audio: Sequence[str] = (), input: str = "", segment: float = 0.0
 
 def _decode(items: list[Item]) -> dict[str, np.ndarray]:
     """16-kHz mono samples of the items without an error; decoding problems become error rows."""
-    from sercache.extract.audio import AudioError, load
-
     audio = {}
     for item in items:
         if item.error:
@@ -236,8 +183,6 @@ class MemoryFeatureSet:
 
     @classmethod
     def rounded(cls, name: str, meta: dict[str, Any], features: dict[str, np.ndarray]) -> "MemoryFeatureSet":
-        from sercache.cache.encoding import decode, encode
-
         dtype = meta.get("dtype") or "float16"
         rows = {u: decode(encode(x, dtype, "clip", f"utterance {u!r}").data, dtype) for u, x in features.items()}
         return cls(name, meta, rows)
@@ -250,8 +195,6 @@ class MemoryFeatureSet:
 
     def load(self, ids: Sequence[str] | None = None, device: str = "cpu", dtype: Any = None,
              pin_memory: bool = False, verify: bool = False):
-        from sercache.cache import PackedFeatures
-
         ids = list(self.ids if ids is None else ids)
         target = dtype or getattr(torch, self.dtype)
         lengths = torch.as_tensor(self.lengths(ids))
@@ -273,9 +216,6 @@ class Chain:
     # ---- audio encoders
     def audio_features(self, recipe: FeatureRecipe, audio: dict[str, np.ndarray], items: dict[str, Item],
                        batch: int = 8) -> dict[str, np.ndarray]:
-        from sercache.extract.encoders import load_encoder
-        from sercache.extract.layers import parse_layers
-
         meta = recipe.meta
         path = resolve_model("audio", f"audio encoder of {recipe.name!r}", [meta.get("model"), meta.get("model_name")],
                              meta.get("weights_sha256"), self.overrides)
@@ -338,8 +278,6 @@ class Chain:
 
     def _transcribe(self, meta: dict[str, Any], audio: dict[str, np.ndarray], items: dict[str, Item]
                     ) -> dict[str, str]:
-        from sercache.extract.transcribe import config_from_metadata, load_backend
-
         path = resolve_model("asr", f"ASR model of text set {meta.get('name')!r}",
                              [meta.get("model_path"), meta.get("model")], meta.get("weights_sha256"), self.overrides)
         cfg = config_from_metadata(meta, path, self.device.type)
@@ -353,8 +291,6 @@ class Chain:
         return texts
 
     def _correct(self, meta: dict[str, Any], source: dict[str, str]) -> dict[str, str]:
-        from sercache.extract.aec import generate, load_seq2seq
-
         path = resolve_model("aec", f"AEC model of text set {meta.get('name')!r}",
                              [meta.get("model_path"), meta.get("model")], meta.get("aec_weights_sha256"),
                              self.overrides)
@@ -366,11 +302,6 @@ class Chain:
         return dict(zip(ids, out))
 
     def text_features(self, recipe: FeatureRecipe, texts: dict[str, str]) -> dict[str, np.ndarray]:
-        from sercache.extract.layers import parse_layers
-        from sercache.extract.manifest import Utterance
-        from sercache.extract.plan import Pending, batches
-        from sercache.extract.text_features import TextEncoder
-
         meta = recipe.meta
         path = resolve_model("text", f"text encoder of {recipe.name!r}", [meta.get("model"), meta.get("model_name")],
                              meta.get("weights_sha256"), self.overrides)
@@ -390,12 +321,6 @@ class Chain:
 # ----------------------------------------------------------------------------------- store mode
 def _through_store(store: str, recipes: dict[str, FeatureRecipe], audio_items_: list[Item], chain: Chain) -> None:
     """Run the recipes as the extraction stages do, into `store` (what is there already is reused)."""
-    from sercache.cache import open_store
-    from sercache.cache.texts import TextSet
-    from sercache.extract import ExtractConfig, run_extraction
-    from sercache.extract.aec import correct_text_set
-    from sercache.extract.transcribe import config_from_metadata, run_transcription
-
     good = [i for i in audio_items_ if not i.error]
     with tempfile.TemporaryDirectory() as tmp:
         manifest = Path(tmp) / "manifest.csv"
@@ -463,9 +388,6 @@ def predict_audio(path: str | Path, audio: Sequence[str] = (), input: str = "", 
                   device: str = "auto", precision: str = "auto", verbose: bool = True) -> list[dict[str, Any]]:
     """Predict every file (or segment) with a head, an ensemble or an exported head; returns the output rows
     (also written to `out`: .csv, or .jsonl / .json for JSON lines; stdout as CSV when `out` is empty)."""
-    from .inputs.features import FeaturePool, default_device
-    from .predict import HeadPredictor, _outputs, combine_members, resolve_members, unlabelled_table
-
     path = Path(path)
     run, spec, member_dirs, first_cfg = resolve_members(path)
     recipes: dict[str, FeatureRecipe] = {}

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .errors import HeadError
+from ..errors import HeadError
 
 LOSSES = ("ce", "focal", "wbce", "kld", "amsoftmax", "ccc")  # the losses Objective implements
 SOFT_LOSSES = ("wbce", "kld")  # losses whose formula is written for (soft) label vectors
@@ -236,3 +236,22 @@ def mixed(objective: Callable[[dict[str, torch.Tensor], Targets], torch.Tensor],
           a: Targets, b: Targets, lam: float) -> torch.Tensor:
     """Manifold mixup: lam L(out, targets) + (1 - lam) L(out, permuted targets)."""
     return lam * objective(outputs, a) + (1.0 - lam) * objective(outputs, b)
+
+
+def probabilities(outputs: dict[str, torch.Tensor], loss: str, am_scale: float) -> dict[str, torch.Tensor]:
+    """What each loss's outputs mean at inference: class probabilities as the loss trained them (WBCE: a sigmoid
+    per class; AM-Softmax: a softmax of the scaled cosines; the others: a softmax), A/V/D, gender."""
+    out = {}
+    if "logits" in outputs:
+        z = outputs["logits"].float()
+        if loss == "wbce":
+            out["probs"] = torch.sigmoid(z)
+        elif loss == "amsoftmax":
+            out["probs"] = torch.softmax(am_scale * z, -1)
+        else:
+            out["probs"] = torch.softmax(z, -1)
+    if "avd" in outputs:
+        out["avd"] = outputs["avd"].float()
+    if "gender" in outputs:
+        out["gender"] = torch.softmax(outputs["gender"].float(), -1)
+    return out

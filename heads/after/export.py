@@ -16,18 +16,18 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .errors import HeadError
+from sercache import __version__
+
+from ..errors import HeadError
+from .outputs import load_run
+from .predict import resolve_members
+from .recipes import PROVENANCE_FILE, head_recipes
 
 EXPORT_FORMAT = "sercache-export/1"
 EXPORT_FILE = "export.json"
 
 
 def export_head(run: str | Path, to: str | Path, verbose: bool = True) -> Path:
-    from sercache import __version__
-
-    from .outputs import load_run
-    from .predict import resolve_members
-
     run, to = Path(run), Path(to)
     loaded = load_run(run, read_splits=False)
     if to.exists() and any(to.iterdir()):
@@ -62,9 +62,6 @@ def _copy(src: Path, dst: Path, names: tuple[str, ...]) -> None:
 
 def _export_one(run: Path, to: Path) -> dict[str, Any]:
     """One head; returns what its model card lists."""
-    from .audio_predict import PROVENANCE_FILE, head_recipes
-    from .outputs import load_run
-
     if not (run / "best.safetensors").is_file():
         raise HeadError(f"{run}: no best.safetensors (export needs a finished train-head run)")
     recipes = head_recipes(run)

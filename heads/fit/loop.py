@@ -25,54 +25,19 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from ..errors import DivergedError, HeadError
+from ..inputs.features import host_budget
+from ..inputs.prefetch import prefetched
+from ..inputs.sampling import batches_per_epoch, block_batches, epoch_order, length_batches, padding_waste, store_blocks
 from .checkpoint import provenance, save_head
-from .config import HeadConfig
-from .errors import DivergedError, HeadError
-from .inputs.corpora import get_corpus
-from .inputs.features import host_budget
-from .inputs.prefetch import prefetched
-from .inputs.sampling import batches_per_epoch, block_batches, epoch_order, length_batches, padding_waste, store_blocks
+from .config import HeadConfig, selection_metric
 from .losses import Objective, Targets, class_weights, mixed
 from .model import FusionHead, HeadSpec
-from .rundir import write_epochs, write_json, write_predictions
+from .plan import data_seed
+from .prepare import autocast, batch_inputs, residency
+from .rundir import RunResult, write_epochs, write_json, write_predictions
 from .schedule import LearningRate, WeightAverage
-
-# What lockstep members may set differently: the model, the objective, the optimisation and the run's own
-# settings. Every other HeadConfig field decides rows, targets or batches and must be equal.
-HEAD_KEYS = frozenset({
-    "fusion", "fusion_rank", "fusion_dim", "hidden", "d_model", "layers", "heads", "ff_dim", "deep_layers",
-    "dropout", "frame_stride", "modality_dropout", "pooling", "input_norm", "head",
-    "loss", "gamma", "am_margin", "am_scale", "weights", "weights_from", "weight_norm", "weight_power", "loss_norm",
-    "unimodal_weight", "aux", "aux_weight", "avd_loss", "avd_weight",
-    "lr", "weight_decay", "max_epochs", "patience", "schedule", "warmup_epochs", "ema_epochs", "plateau_patience",
-    "plateau_factor", "grad_clip", "select", "balanced_k", "balanced_trials", "stage2_lr_factor", "mixup_p",
-    "mixup_alpha", "tune_bias", "out", "seed", "seeds", "amp", "progress", "save_checkpoint", "preset", "lockstep",
-})
-
-
-def data_seed(cfg: HeadConfig) -> int:
-    """The seed of the batch order: --data-seed, or the run's own seed."""
-    return cfg.data_seed if cfg.data_seed >= 0 else cfg.seed
-
-
-def data_signature(cfg: HeadConfig) -> tuple:
-    """What must be equal for heads to share batches (HEAD_KEYS aside), with the resolved batch-order seed."""
-    values = cfg.to_dict()
-    return (data_seed(cfg), cfg.resolved_task(),
-            tuple((k, repr(v)) for k, v in sorted(values.items()) if k not in HEAD_KEYS and k != "data_seed"))
-
-
-def check_lockstep(cfgs: Sequence[HeadConfig]) -> None:
-    first = data_signature(cfgs[0])
-    for cfg in cfgs[1:]:
-        other = data_signature(cfg)
-        if other != first:
-            a, b = dict(first[2]), dict(other[2])
-            differ = sorted(k for k in a if a[k] != b.get(k))
-            if first[:2] != other[:2]:
-                differ = ["data_seed / seed" if first[0] != other[0] else "task", *differ]
-            raise HeadError(f"lockstep heads {cfgs[0].out!r} and {cfg.out!r} differ in settings that decide the "
-                            f"batches: {', '.join(differ)}; train them separately")
+from .scoring import evaluate, infer, selection_value
 
 
 class _RandomState:
@@ -96,8 +61,6 @@ class HeadRun:
     """One head being trained on the batches it is given: model, objective, optimiser, selection, records."""
 
     def __init__(self, cfg: HeadConfig, prep, placement: str, steps_per_epoch: int, window_rows: int):
-        from .train import residency, selection_metric
-
         # the shared rows and features under this head's own config: inference (eval batch, amp, the loss's
         # probabilities) and selection read prep.cfg, and those settings may differ between lockstep heads
         self.cfg, self.prep = cfg, dataclasses.replace(prep, cfg=cfg)
@@ -164,8 +127,6 @@ class HeadRun:
         self.loss_sum = torch.zeros((), device=self.prep.device)
 
     def step(self, i: int, rows_t: torch.Tensor, x: dict[str, tuple[torch.Tensor, torch.Tensor]]) -> None:
-        from .train import autocast
-
         cfg, model, device = self.cfg, self.model, self.prep.device
         self.random.restore()
         targets = self.prep.targets(rows_t, train=True)
@@ -194,8 +155,6 @@ class HeadRun:
     def end_epoch(self, epoch: int, n_batches: int, waste: float, gather: dict[str, float], t_epoch: float,
                   t_train: float, verbose: bool) -> None:
         """Score dev, keep the best weights, record the epoch, and stop the head when its time has come."""
-        from .train import evaluate, infer, selection_value
-
         cfg, prep = self.cfg, self.prep
         train_loss = float(self.loss_sum) / max(n_batches, 1)
         pred, dev_loss = infer(self.scored, prep, prep.dev, self.objective)
@@ -226,8 +185,6 @@ class HeadRun:
 
     # ------------------------------------------------------------------------------- the run directory
     def finish(self, t_start: float, t_loaded: float, verbose: bool):
-        from .train import RunResult, evaluate, infer
-
         cfg, prep, table, out, model = self.cfg, self.prep, self.prep.table, self.out, self.model
         if self.best_state is None:
             raise HeadError(f"no epoch gave a finite dev {self.metric_name} (selection metric); check the dev labels "
@@ -265,10 +222,6 @@ class HeadRun:
         result = RunResult(out, summary)
         if verbose:
             print(result.table(), flush=True)
-        if cfg.tune_bias and self.task in ("class", "both"):
-            from .decision import tune_run
-
-            tune_run(out, "bias", seed=cfg.seed, verbose=verbose)
         return result
 
 
@@ -277,9 +230,6 @@ def train_lockstep(cfgs: Sequence[HeadConfig], prep, placement: str, t_start: fl
     """Train every head of `cfgs` (equal data settings, checked) on one shared batch order; RunResult each."""
     from tqdm.auto import tqdm
 
-    from .train import batch_inputs
-
-    check_lockstep(cfgs)
     first = cfgs[0]
     blocks = StoreOrder(prep, first, placement) if batch_order(first, placement) == "blocks" else None
     window = blocks.window_rows if blocks is not None else first.batch_size * max(first.bucket_batches, 1)
@@ -390,14 +340,3 @@ def prefetch_depth(cfg: HeadConfig, placement: str, device: torch.device) -> int
     return 2 if placement == "stream" or (placement == "host" and device.type == "cuda") else 0
 
 
-def can_lockstep(cfg: HeadConfig) -> bool:
-    """Neural heads of one split share batches; the probe (one sklearn fit) and an all-folds run do not."""
-    return cfg.head != "probe" and not get_corpus(cfg.corpus).runs_all_folds(cfg.fold)
-
-
-def lockstep_groups(cfgs: Sequence[HeadConfig]) -> list[list[int]]:
-    """Indices of `cfgs` grouped by data signature (first appearance order): each group can share batches."""
-    groups: dict[tuple, list[int]] = {}
-    for i, cfg in enumerate(cfgs):
-        groups.setdefault(data_signature(cfg), []).append(i)
-    return list(groups.values())

@@ -38,8 +38,12 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from ..errors import HeadError
+from ..fit.rundir import summary_table, write_json
+from ..fit.sweep import PRESETS, config_name, expand, rank_world
+from ..fit.train import train_sweep
+from ..inputs.features import FeaturePool, default_device
 from .decision import Decision, Stacker, decide, log_scores, parse_counts, stack, train_counts
-from .errors import HeadError
 from .outputs import RunOutputs, SplitOutputs, find_runs, is_run_dir, load_run, score, write_outputs
 
 FORMAT = "sercache-ensemble/1"
@@ -377,8 +381,6 @@ def build_ensemble(paths: Sequence[str | Path], out: str | Path, method: str = "
             "member_decisions": member_decisions, "common_ids": common_ids, "stacker": stack_info,
             "decision": None if dec_obj is None else dec_obj.to_dict(), "regression": "mean of members' A/V/D"
             if has_avd else None, "seed": seed}
-    from .rundir import write_json
-
     write_json(out / "ensemble.json", spec)
     if dec_obj is not None:
         dec_obj.save(out / "decision.json")
@@ -395,8 +397,6 @@ def build_ensemble(paths: Sequence[str | Path], out: str | Path, method: str = "
 
 
 def ensemble_table(summary: dict[str, Any]) -> str:
-    from .rundir import summary_table
-
     lines = [f"ensemble {summary['out']}: {summary['method']} of {len(summary['members'])} member(s)"
              + (f", tie rule {summary['tie_rule']}" if summary["method"] == "vote" else "")]
     w = max(len(m["name"]) for m in summary["members"]) if summary["members"] else 4
@@ -461,8 +461,6 @@ def recipe_configs(recipe: str, base_features: Sequence[str], mapping: dict[str,
                    ) -> list[dict[str, Any]]:
     """The recipe's override dicts with feature names mapped to the store's; configs that became identical
     (one feature set for all) get distinct seeds so each member is a different model."""
-    from .sweep import PRESETS
-
     if recipe not in RECIPES:
         raise HeadError(f"unknown recipe {recipe!r}; choose {', '.join(RECIPES)}")
     family_of = {v: k for k, v in FAMILIES.items()}
@@ -488,10 +486,6 @@ def recipe_configs(recipe: str, base_features: Sequence[str], mapping: dict[str,
 def run_recipe(recipe: str, base, recipe_features: str = "", verbose: bool = True, **ensemble_options: Any
                ) -> dict[str, Any]:
     """Train the recipe's members as one sweep (one loaded copy of the data) and vote over them."""
-    from .inputs.features import FeaturePool, default_device
-    from .rundir import write_json
-    from .sweep import config_name, expand, rank_world, run_sweep
-
     mapping = parse_recipe_features(recipe_features)
     configs = recipe_configs(recipe, base.features, mapping, base.seed)
     if base.store:  # every feature set must exist before the first member trains
@@ -506,7 +500,7 @@ def run_recipe(recipe: str, base, recipe_features: str = "", verbose: bool = Tru
     out.mkdir(parents=True, exist_ok=True)
     spec_path = out / "recipe.json"
     write_json(spec_path, configs)
-    run_sweep(base.replace(tune_bias=False), str(spec_path), verbose=verbose)
+    train_sweep(base.replace(tune_bias=False), str(spec_path), verbose=verbose)
     if rank_world()[0] != 0:  # under torchrun every rank trained its share; rank 0 votes
         return {}
     # names as the sweep derives them from the file (whose keys are sorted on writing)

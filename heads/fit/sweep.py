@@ -16,8 +16,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .config import HeadConfig, coerce
-from .errors import DivergedError, HeadError
+from ..errors import HeadError
+from .config import coerce
 from .rundir import write_json
 
 # Table 2 of Chen et al. (Sheffield). Audio feature-set names follow extract-features' '<encoder>/<layers>' names; the
@@ -80,72 +80,9 @@ def rank_world() -> tuple[int, int]:
     return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
 
 
-def run_sweep(base: HeadConfig, spec: str, verbose: bool = True) -> list[dict[str, Any]]:
-    """Train every config of the sweep that belongs to this rank; rank 0 returns the merged table."""
-    from .inputs.corpora import read_labels
-    from .inputs.features import FeaturePool, default_device
-    from .train import train, train_together
-
-    configs = expand(spec)
-    out = Path(base.out)
-    (out / "results").mkdir(parents=True, exist_ok=True)
-    rank, world = rank_world()
-    resolved = []
-    for i, overrides in enumerate(configs):
-        try:
-            cfg = base.replace(**overrides, out=str(out / "runs" / config_name(i, overrides))).validate()
-        except TypeError as err:
-            raise HeadError(f"sweep config {i} {overrides}: {err}") from None
-        resolved.append(cfg)  # every config is validated before the first one trains
-    write_json(out / "sweep.json", {"spec": spec, "base": base.to_dict(), "configs": configs})
-    device = default_device(base.device)
-    pool = FeaturePool.for_config(base, device) if base.store else None
-    tables: dict[tuple, Any] = {}
-    for g, group in enumerate(sweep_groups(resolved, base.lockstep)):
-        if g % world != rank:
-            continue
-        cfg = resolved[group[0]]
-        key = (cfg.corpus, cfg.labels, cfg.detailed, tuple(cfg.classes))
-        if key not in tables:
-            tables[key] = read_labels(cfg.corpus, cfg.labels, cfg.detailed, cfg.classes)
-        if len(group) > 1:
-            if verbose:
-                print(f"lockstep: configs {', '.join(map(str, group))} share their batches", flush=True)
-            try:
-                results = train_together([resolved[i] for i in group], table=tables[key], pool=pool, verbose=verbose)
-            except DivergedError as err:  # the heads that trained to the end are recorded before stopping
-                for k, result in err.finished.items():
-                    write_result(out, group[k], configs[group[k]], result)
-                raise
-        else:
-            results = [train(cfg, table=tables[key], pool=pool, verbose=verbose)]
-        for i, result in zip(group, results):
-            write_result(out, i, configs[i], result)
-    if world > 1:
-        import torch.distributed as dist
-
-        if not dist.is_initialized():
-            dist.init_process_group("gloo")
-        dist.barrier()
-    if rank != 0:
-        return []
-    return merge_results(out, len(configs))
-
-
 def write_result(out: Path, i: int, overrides: dict[str, Any], result) -> None:
     write_json(out / "results" / f"{i:03d}.json", {"index": i, "name": config_name(i, overrides),
                                                      "overrides": overrides, "summary": result.summary})
-
-
-def sweep_groups(cfgs: list[HeadConfig], lockstep: bool) -> list[list[int]]:
-    """The units of work, in config order: one config each, or with --lockstep the configs that can share
-    batches (equal data settings and batch-order seed; neural heads of one split) as one group."""
-    from .loop import can_lockstep, lockstep_groups
-
-    alone = [i for i, c in enumerate(cfgs) if not lockstep or c.seeds or not can_lockstep(c)]
-    rest = [i for i in range(len(cfgs)) if i not in alone]
-    groups = [[rest[j] for j in g] for g in lockstep_groups([cfgs[i] for i in rest])] + [[i] for i in alone]
-    return sorted(groups, key=lambda g: g[0])
 
 
 def result_row(record: dict[str, Any]) -> dict[str, Any]:

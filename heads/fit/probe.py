@@ -28,8 +28,12 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from .config import HeadConfig
-from .errors import HeadError
+from ..errors import HeadError
+from .checkpoint import FORMAT, check_info, load_head, provenance, read_metadata
+from .config import HeadConfig, selection_metric
+from .prepare import prepare, seed_everything
+from .rundir import RunResult, write_epochs, write_json, write_predictions
+from .scoring import evaluate, selection_value
 
 GRID = (0.01, 0.1, 1.0, 10.0)  # regularisation strengths tried, weakest regularisation last
 MAX_ITER = 1000
@@ -119,8 +123,6 @@ class ProbeHead:
     def save(self, path: str | Path, info: dict[str, Any]) -> None:
         from safetensors.numpy import save_file
 
-        from .checkpoint import FORMAT
-
         tensors = {k: np.ascontiguousarray(getattr(self, k), dtype=np.float64)
                    for k in ("coef", "intercept", "mean", "std")}
         meta = {"format": FORMAT, "head": KIND, "spec": json.dumps(self.spec()),
@@ -132,8 +134,6 @@ class ProbeHead:
              features: dict[str, list[dict]] | None = None) -> tuple["ProbeHead", dict]:
         """Rebuild a saved probe; `classes` / `features` are checked like a head checkpoint's."""
         from safetensors.numpy import load_file
-
-        from .checkpoint import check_info, read_metadata
 
         meta = read_metadata(path)
         if meta.get("head") != KIND:
@@ -215,10 +215,6 @@ def _log_loss(probs: np.ndarray, y: np.ndarray) -> float:
 def train_probe(cfg: HeadConfig, table, pool, device: torch.device, verbose: bool = True,
                 t_start: float | None = None, grid: Sequence[float] = GRID):
     """Fit the probe on cfg's train split, choose C on dev, write a run directory; returns a RunResult."""
-    from .checkpoint import provenance
-    from .rundir import write_epochs, write_json, write_predictions
-    from .train import RunResult, evaluate, prepare, seed_everything, selection_metric, selection_value
-
     check_probe_config(cfg)
     t_start = time.perf_counter() if t_start is None else t_start
     seed_everything(cfg.seed)
@@ -297,8 +293,12 @@ def train_probe(cfg: HeadConfig, table, pool, device: torch.device, verbose: boo
         print(f"probe: logistic regression on {'+'.join(names)} ({X_train.shape[1]} dims), C = {head.C:g} chosen on "
               f"dev {metric_name}", flush=True)
         print(result.table(), flush=True)
-    if cfg.tune_bias:
-        from .decision import tune_run
-
-        tune_run(out, "bias", seed=cfg.seed, verbose=verbose)
     return result
+
+
+def load_checkpoint(path: str | Path, classes: Sequence[str] | None = None,
+                    features: dict[str, list[dict]] | None = None, device: str = "cpu") -> tuple[Any, dict]:
+    """A FusionHead, or a ProbeHead for checkpoints marked head=probe (fit/probe.py), with its info."""
+    if read_metadata(path).get("head") == "probe":
+        return ProbeHead.load(path, classes, features)
+    return load_head(path, classes, features, device)

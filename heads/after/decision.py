@@ -27,9 +27,11 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .errors import HeadError
-from .inputs.corpora import get_corpus
-from .metrics import macro_f1
+from ..errors import HeadError
+from ..fit.metrics import macro_f1
+from ..fit.rundir import write_json
+from ..inputs.corpora import get_corpus
+from .outputs import find_runs, load_run, score
 
 FORMAT = "sercache-decision/1"
 FLOOR = 1e-9  # probabilities below this (e.g. written as 0.000000) are floored before the log
@@ -344,8 +346,6 @@ class Decision:
                 **self.report}
 
     def save(self, path: str | Path) -> None:
-        from .rundir import write_json
-
         write_json(Path(path), self.to_dict())
 
     @classmethod
@@ -442,8 +442,6 @@ def tune_run(run_dir: str | Path, method: str = "bias", prior_counts: str = "", 
              limit: float = 20.0, verbose: bool = True) -> Decision:
     """Tune a decision on a run's (or ensemble's) dev predictions; save decision.json in the run directory;
     report dev and every labelled split before/after (dev after is tuned on itself; see 'cv')."""
-    from .outputs import load_run, score
-
     run = load_run(run_dir)
     dev = run.splits[run.dev_split]
     if dev.probs is None:
@@ -503,3 +501,18 @@ def decision_table(decision: Decision) -> str:
     for note in r.get("notes", []):
         lines.append(f"note: {note}")
     return "\n".join(lines)
+
+
+def tune_requested(root: str | Path, verbose: bool = True) -> list[Decision]:
+    """Tune the bias of every run under `root` whose config asks for it (--tune-bias, a classification task):
+    training writes the runs, this step reads their dev predictions like `tune-decision` does."""
+    decisions = []
+    for run_dir in find_runs([root]):
+        config_path = run_dir / "config.json"
+        if not config_path.is_file():  # an ensemble: its decision is built with it
+            continue
+        config = json.loads(config_path.read_text())
+        task = config.get("resolved", {}).get("task", "class")
+        if config.get("tune_bias") and task in ("class", "both"):
+            decisions.append(tune_run(run_dir, "bias", seed=config.get("seed", 0), verbose=verbose))
+    return decisions

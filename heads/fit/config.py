@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from .errors import HeadError
-from .inputs.corpora import CORPORA, get_corpus
-from .inputs.sampling import SAMPLERS
+from ..errors import HeadError
+from ..inputs.corpora import CORPORA, get_corpus
+from ..inputs.sampling import SAMPLERS
 from .losses import LOSSES, SOFT_LOSSES
 from .schedule import SCHEDULES
 
@@ -279,38 +279,7 @@ class HeadConfig:
         if self.select == "ccc" and task == "class":
             raise HeadError("--select ccc needs --task avd or both")
         get_corpus(self.corpus).check_fold(self.fold)
-        if self.head == "probe":
-            from .probe import check_probe_config
-
-            check_probe_config(self)
-        if self.head == "baseline":
-            from .baseline import check_baseline_config
-
-            check_baseline_config(self)
-        if self.seeds:
-            from .seeds import parse_seeds
-
-            parse_seeds(self.seeds)
         return self
-
-    def ineffective(self, sweep: bool = False) -> list[str]:
-        """Settings given that change nothing in this run: said, since a user who sets one expects an effect."""
-        from .loop import can_lockstep
-        from .seeds import parse_seeds
-
-        notes = []
-        if self.lockstep and not sweep and len(parse_seeds(self.seeds)) < 2:
-            notes.append("--lockstep trains several heads on shared batches: with fewer than two --seeds and no "
-                         "--sweep there is one head, trained as without it")
-        elif self.lockstep and not can_lockstep(self):
-            notes.append("--lockstep does not apply to the probe or to IEMOCAP's all-folds run: they train one after "
-                         "the other")
-        if self.unimodal_weight > 0 and not (self.features and self.text_features and self.resolved_task() != "avd"):
-            notes.append("--unimodal-weight adds an emotion classifier per modality to a fusion: with one modality "
-                         "or --task avd it does nothing")
-        if self.modality_dropout > 0 and not (self.features and self.text_features):
-            notes.append("--modality-dropout leaves one modality out of a fusion: with one modality it does nothing")
-        return notes
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -362,3 +331,12 @@ def coerce(name: str, text: str) -> Any:
     if isinstance(default, list):
         return [t for t in text.split("+") if t]
     return text
+
+
+def selection_metric(cfg: HeadConfig) -> str:
+    task = cfg.resolved_task()
+    if cfg.select == "auto":
+        return "macro_f1" if task in ("class", "both") else "ccc_mean"
+    if cfg.select == "balanced":
+        return "balanced_macro_f1" if task in ("class", "both") else "balanced_ccc_mean"
+    return {"macro-f1": "macro_f1", "ccc": "ccc_mean"}[cfg.select]

@@ -14,7 +14,7 @@ from typing import Any, Sequence
 
 from sercache.cache.store import canonical_provenance
 
-from .errors import HeadError
+from ..errors import HeadError
 from .model import FusionHead, HeadSpec
 
 FORMAT = "sercache-head/1"
@@ -59,16 +59,6 @@ def read_metadata(path: str | Path) -> dict[str, str]:
     if meta.get("format") != FORMAT:
         raise HeadError(f"{path}: not a sercache head checkpoint (format {meta.get('format')!r})")
     return meta
-
-
-def load_checkpoint(path: str | Path, classes: Sequence[str] | None = None,
-                    features: dict[str, list[dict]] | None = None, device: str = "cpu") -> tuple[Any, dict]:
-    """A FusionHead, or a ProbeHead for checkpoints marked head=probe (heads/probe.py), with its info."""
-    if read_metadata(path).get("head") == "probe":
-        from .probe import ProbeHead
-
-        return ProbeHead.load(path, classes, features)
-    return load_head(path, classes, features, device)
 
 
 def check_info(path: str | Path, info: dict[str, Any], classes: Sequence[str] | None = None,

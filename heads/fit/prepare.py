@@ -1,30 +1,26 @@
-"""Training a head: prepare (all checks), then the loop (heads/loop.py) with dev selection.
+"""Preparing a run: every input check, then the rows of each role, the targets on the compute device and the
+modalities to gather from.
 
-Everything that can be wrong with the inputs is checked in `prepare` before the model exists.
-The loop keeps losses on the device (one .item() per epoch), computes batch shapes on the host
-from known lengths, and evaluates dev on *all* dev utterances (one objective over the full set).
+Everything that can be wrong with the inputs is checked here, before the model exists, so that a sweep of many
+configs fails fast instead of after an hour of training.
 """
 
 from __future__ import annotations
 
-import time
+import random
 import warnings
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from .config import HeadConfig
-from .errors import HeadError
-from .inputs.corpora import get_corpus, read_labels
-from .inputs.features import FeaturePool, Modality, build_modalities, default_device, missing_rows
-from .inputs.labels import LabelTable
-from .losses import Objective, Targets
-from .metrics import balanced_subsample, classification_metrics, regression_metrics
-from .model import FusionHead
-from .rundir import summary_table
+from ..errors import HeadError
+from ..inputs.corpora import get_corpus
+from ..inputs.features import FeaturePool, Modality, build_modalities, missing_rows
+from ..inputs.labels import LabelTable
+from .config import HeadConfig, selection_metric
+from .losses import Targets
 
 
 @dataclass
@@ -218,28 +214,9 @@ def prepare(cfg: HeadConfig, table: LabelTable, pool: FeaturePool, device: torch
 
 
 def seed_everything(seed: int) -> None:
-    import random
-
     random.seed(seed)
     np.random.seed(seed % (2 ** 32))
     torch.manual_seed(seed)
-
-
-def probabilities(outputs: dict[str, torch.Tensor], cfg: HeadConfig) -> dict[str, torch.Tensor]:
-    out = {}
-    if "logits" in outputs:
-        z = outputs["logits"].float()
-        if cfg.loss == "wbce":
-            out["probs"] = torch.sigmoid(z)
-        elif cfg.loss == "amsoftmax":
-            out["probs"] = torch.softmax(cfg.am_scale * z, -1)
-        else:
-            out["probs"] = torch.softmax(z, -1)
-    if "avd" in outputs:
-        out["avd"] = outputs["avd"].float()
-    if "gender" in outputs:
-        out["gender"] = torch.softmax(outputs["gender"].float(), -1)
-    return out
 
 
 def autocast(device: torch.device, cfg: HeadConfig):
@@ -260,149 +237,3 @@ def batch_inputs(prep: Prepared, rows: np.ndarray, rows_t: torch.Tensor | None, 
     return {name: m.gather(rows, rows_t, max(int(m.lengths[rows].max()), 1), dtype)
             for name, m in prep.modalities.items()}
 
-
-@torch.no_grad()
-def infer(model: FusionHead, prep: Prepared, rows: np.ndarray, with_loss: Objective | None = None
-          ) -> tuple[dict[str, np.ndarray], float]:
-    """Outputs for `rows` (in that order), batched longest-first; one host copy at the end."""
-    cfg = prep.cfg
-    model.eval()
-    if not len(rows):
-        return {}, float("nan")
-    order = np.argsort(-prep.sort_lengths[rows], kind="stable")
-    sorted_rows = rows[order]
-    collected: dict[str, list[torch.Tensor]] = {}
-    raw: dict[str, list[torch.Tensor]] = {}
-    for start in range(0, len(sorted_rows), cfg.eval_batch_size):
-        b = sorted_rows[start:start + cfg.eval_batch_size]
-        for m in prep.modalities.values():  # streamed sets: the batch read in a few slices, not file by file
-            if m.streamed:
-                m.stage(b)
-        b_t = torch.as_tensor(b).to(prep.device, non_blocking=True)
-        with autocast(prep.device, cfg):
-            out = model(batch_inputs(prep, b, b_t, torch.float32))
-        for k, v in out.items():
-            raw.setdefault(k, []).append(v.float())
-        for k, v in probabilities(out, cfg).items():
-            collected.setdefault(k, []).append(v)
-    inverse = np.empty_like(order)
-    inverse[order] = np.arange(len(order))
-    loss = float("nan")
-    if with_loss is not None:
-        outputs = {k: torch.cat(v) for k, v in raw.items()}
-        loss = float(with_loss(outputs, prep.targets(torch.as_tensor(sorted_rows).to(prep.device))))
-    return {k: torch.cat(v).cpu().numpy()[inverse] for k, v in collected.items()}, loss
-
-
-def evaluate(prep: Prepared, rows: np.ndarray, pred: dict[str, np.ndarray]) -> dict[str, Any]:
-    table = prep.table
-    metrics: dict[str, Any] = {}
-    if "probs" in pred:
-        labelled = table.label[rows] >= 0
-        if labelled.any():
-            metrics.update(classification_metrics(table.label[rows][labelled], pred["probs"][labelled].argmax(1),
-                                                  table.classes.letters))
-    if "avd" in pred:
-        target = table.attributes[rows]
-        if np.isfinite(target).any():
-            metrics.update(regression_metrics(pred["avd"], target))
-            metrics["n_avd"] = int(np.isfinite(target).any(1).sum())
-    if "gender" in pred:
-        known = table.gender[rows] >= 0
-        if known.any():
-            metrics["gender_accuracy"] = float((pred["gender"][known].argmax(1) == table.gender[rows][known]).mean())
-    return metrics
-
-
-def selection_metric(cfg: HeadConfig) -> str:
-    task = cfg.resolved_task()
-    if cfg.select == "auto":
-        return "macro_f1" if task in ("class", "both") else "ccc_mean"
-    if cfg.select == "balanced":
-        return "balanced_macro_f1" if task in ("class", "both") else "balanced_ccc_mean"
-    return {"macro-f1": "macro_f1", "ccc": "ccc_mean"}[cfg.select]
-
-
-def selection_value(prep: Prepared, rows: np.ndarray, pred: dict[str, np.ndarray], metrics: dict, name: str,
-                    seed: int) -> float:
-    if not name.startswith("balanced_"):
-        return float(metrics.get(name, float("nan")))
-    cfg, table = prep.cfg, prep.table
-    labels = table.label[rows]
-    if name == "balanced_macro_f1":
-        def score(sub: np.ndarray) -> float:
-            return classification_metrics(labels[sub], pred["probs"][sub].argmax(1), table.classes.letters)["macro_f1"]
-    else:
-        def score(sub: np.ndarray) -> float:
-            return regression_metrics(pred["avd"][sub], table.attributes[rows][sub])["ccc_mean"]
-    groups = np.where(labels >= 0, labels, -1)
-    return balanced_subsample(score, groups, len(table.classes), cfg.balanced_k, cfg.balanced_trials, seed)
-
-
-@dataclass
-class RunResult:
-    out: Path
-    summary: dict[str, Any]
-
-    @property
-    def dev(self) -> dict:
-        return self.summary["splits"][self.summary["dev_split"]]
-
-    def table(self) -> str:
-        return summary_table(self.summary)
-
-
-def train(cfg: HeadConfig, table: LabelTable | None = None, pool: FeaturePool | None = None,
-          verbose: bool = True) -> RunResult:
-    """Train one head (or the 5 IEMOCAP folds for --fold all) and write its run directory."""
-    cfg.validate()
-    if cfg.seeds:  # one run per seed over one data load (heads/seeds.py)
-        from .seeds import train_seeds
-
-        return train_seeds(cfg, table, pool, verbose)
-    from .baseline import resolve_head
-
-    cfg = resolve_head(cfg)  # --head baseline: layers 0, attentive pooling
-    if get_corpus(cfg.corpus).runs_all_folds(cfg.fold):
-        from .folds import run_folds
-
-        return run_folds(cfg, table, pool, verbose)
-    if cfg.head == "probe":  # logistic-regression baseline (heads/probe.py)
-        from .probe import train_probe
-
-        t_start = time.perf_counter()
-        table, pool, device = _inputs(cfg, table, pool)
-        return train_probe(cfg, table, pool, device, verbose, t_start)
-    return train_together([cfg], table, pool, verbose)[0]
-
-
-def train_together(cfgs: list[HeadConfig], table: LabelTable | None = None, pool: FeaturePool | None = None,
-                   verbose: bool = True) -> list[RunResult]:
-    """Train neural heads whose data settings are equal in lockstep (heads/loop.py): one batch gathered once
-    for all of them, each with its own loss, seed, optimiser and checkpoint selection."""
-    from .baseline import resolve_head
-    from .loop import can_lockstep, train_lockstep
-
-    cfgs = [resolve_head(c.validate()) for c in cfgs]
-    cfg = cfgs[0]
-    if not all(can_lockstep(c) for c in cfgs):
-        raise HeadError("lockstep training takes neural heads of one split: not --head probe, not IEMOCAP --fold all")
-    t_start = time.perf_counter()
-    table, pool, device = _inputs(cfg, table, pool)
-    seed_everything(cfg.seed)
-    prep = prepare(cfg, table, pool, device)
-    return train_lockstep(cfgs, prep, pool.placement, t_start, time.perf_counter(), verbose)
-
-
-def _inputs(cfg: HeadConfig, table: LabelTable | None, pool: FeaturePool | None
-            ) -> tuple[LabelTable, FeaturePool, torch.device]:
-    """The label table (this fold's, for a fold protocol), the feature pool and the device of a run."""
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    if table is None:
-        table = read_labels(cfg.corpus, cfg.labels, cfg.detailed, cfg.classes)
-    table = get_corpus(cfg.corpus).of_fold(table, cfg.fold, cfg.iemocap_dev)
-    device = default_device(cfg.device)
-    if pool is None:
-        pool = FeaturePool.for_config(cfg, device)
-    return table, pool, device

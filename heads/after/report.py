@@ -23,8 +23,9 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .metrics import DEFINITIONS
+from ..fit.metrics import DEFINITIONS
 from .outputs import RunOutputs, find_runs, load_run
+from .seedstats import seed_section
 
 PCT_KEYS = (("macro_f1", "Macro-F1"), ("micro_f1", "Micro-F1"), ("accuracy", "WA"), ("balanced_accuracy", "UA"))
 CCC_KEYS = (("ccc_arousal", "CCC-A"), ("ccc_valence", "CCC-V"), ("ccc_dominance", "CCC-D"), ("ccc_mean", "CCC"))
@@ -387,8 +388,6 @@ def build_report(paths: Sequence[str | Path], out: str | Path, title: str = "ser
         if len(rows) > 1:
             figures.add(fig_dir / f"leaderboard_{metric}.png", f"leaderboard by dev {metric}", leaderboard_figure,
                         [{k: r[k] for k in ("label", "kind", "dev")} for r in rows], metric)
-
-    from .seedstats import seed_section
 
     seeds = seed_section(doc, runs, labels)  # mean ± std over seeds, paired differences (heads/seedstats.py)
     stems: set[str] = set()

@@ -17,19 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any, Sequence
 
-import numpy as np
+from ..fit.seeds import METRICS, STD_NOTE, mean_std
 
 # config keys that do not change what is trained or scored; 'resolved' holds derived, per-run values
 IGNORED_KEYS = ("seed", "seeds", "out", "resolved", "progress", "threads", "save_checkpoint")
-METRICS = (("macro_f1", "Macro-F1"), ("balanced_accuracy", "UA"), ("accuracy", "WA"))
-STD_NOTE = "std: sample standard deviation over seeds (ddof = 1)"
-
-
-def mean_std(values: Sequence[float]) -> dict[str, Any]:
-    """{'mean', 'std' (ddof 1; None for fewer than 2 values), 'n', 'values'} of finite values."""
-    v = np.asarray([x for x in values if x is not None and np.isfinite(x)], np.float64)
-    return {"mean": float(v.mean()) if len(v) else None, "std": float(v.std(ddof=1)) if len(v) > 1 else None,
-            "n": int(len(v)), "values": v.tolist()}
 
 
 def experiment(config: dict[str, Any]) -> dict[str, Any]:

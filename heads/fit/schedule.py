@@ -19,7 +19,7 @@ import math
 
 import torch
 
-from .errors import HeadError
+from ..errors import HeadError
 
 SCHEDULES = ("plateau", "cosine")
 PLATEAU_THRESHOLD = 1e-4  # torch.optim.lr_scheduler.ReduceLROnPlateau's default (relative, mode max)

@@ -12,14 +12,13 @@ from typing import Sequence
 
 from sercache.cli import Command, run
 from sercache.dataclass_cli import add_dataclass_arguments, from_namespace, given
-from sercache.extract.encoders import PRECISIONS
 
-from .config import HeadConfig
-from .decision import DECISION_METHODS, STACKERS
-from .ensemble import METHODS, RECIPES, TIE_RULES, TIE_TEXT
-from .errors import HeadError
-from .inputs.corpora import CORPORA
-from .predict import FORMATS
+from ..errors import HeadError
+from ..fit.config import HeadConfig
+from .decision import DECISION_METHODS, STACKERS, tune_run
+from .ensemble import METHODS, RECIPES, TIE_RULES, TIE_TEXT, build_ensemble, run_recipe
+from .export import export_head
+from .report import build_report
 
 
 # ----------------------------------------------------------------------------------- ensemble
@@ -54,8 +53,6 @@ class EnsembleOptions:
 
 
 def _ensemble(args: argparse.Namespace) -> None:
-    from .ensemble import build_ensemble, run_recipe
-
     o = from_namespace(EnsembleOptions, args)
     cfg = from_namespace(HeadConfig, args)
     if "out" not in given(args, HeadConfig):
@@ -109,8 +106,6 @@ class TuneOptions:
 
 
 def _tune(args: argparse.Namespace) -> None:
-    from .decision import tune_run
-
     o = from_namespace(TuneOptions, args)
     for path in o.runs:
         tune_run(path, o.method, o.prior_counts, o.folds, o.seed, o.limit, verbose=True)
@@ -125,91 +120,6 @@ TUNE = Command(
 )
 
 
-# ----------------------------------------------------------------------------------- predict
-@dataclass
-class PredictOptions:
-    model: str = field(default="", metadata={
-        "positional": True, "help": "run directory of train-head (best.safetensors) or of ensemble, or a directory "
-                                    "of export-head"})
-    audio: list[str] = field(default_factory=list, metadata={
-        "positional": True, "help": "audio files to classify (audio in, emotion out: the features are computed "
-                                    "from them as the head's provenance records; no store needed)"})
-    run: str = field(default="", metadata={"help": "the head, ensemble or export (instead of the first positional)"})
-    input: str = field(default="", metadata={
-        "help": "audio to classify: a directory or a manifest (.csv/.tsv/.jsonl with id,path[,start,end])"})
-    out: str = field(default="", metadata={
-        "help": "store mode: output directory (required); audio mode: predictions file, .csv or .jsonl "
-                "(default: CSV on stdout)"})
-    store: str = field(default="", metadata={
-        "help": "store mode: the feature store (default: the one the run was trained on); audio mode: also cache "
-                "the computed features and transcripts in this store (repeated calls reuse them)"})
-    segment: float = field(default=0.0, metadata={
-        "help": "audio mode: predict every SEGMENT seconds of each file (a time series; 0: whole files)"})
-    model_path: list[str] = field(default_factory=list, metadata={
-        "help": "audio mode: where a recorded model is, ROLE=PATH (roles audio, asr, aec, text) or "
-                "RECORDED_NAME=PATH; its weights must hash to the recorded value"})
-    precision: str = field(default="auto", metadata={
-        "choices": PRECISIONS, "help": "audio mode: encoder precision (auto: as recorded on GPU, fp32 on CPU)"})
-    features: list[str] = field(default_factory=list, metadata={
-        "help": "audio feature set(s) (default: the run's); their provenance must match the checkpoint's"})
-    text_features: list[str] = field(default_factory=list, metadata={
-        "help": "text feature set(s) (default: the run's)"})
-    ids: str = field(default="", metadata={
-        "help": "utterances: a file with one id per line or a CSV with a FileName column"})
-    labels: str = field(default="", metadata={
-        "help": "utterances from a label file (with --split); labels there are scored"})
-    split: str = field(default="", metadata={"help": "split of --labels, e.g. test3"})
-    corpus: str = field(default="", metadata={"choices": CORPORA, "help": "format of --labels (default: the run's)"})
-    decision: str = field(default="auto", metadata={
-        "help": "auto: apply the run's decision.json if present; none; or a decision.json path"})
-    format: str = field(default="letter", metadata={
-        "choices": FORMATS, "help": "categorical submission: letter = FileName,EmoClass (class letter); baseline = "
-                                    "the challenge baseline's Filename,Prediction with the 8 scores in order "
-                                    "A S H U F D C N"})
-    device: str = field(default="auto", metadata={"help": "cpu, cuda, cuda:N or auto"})
-    drop_missing: bool = field(default=False, metadata={"help": "skip utterances missing from the cache"})
-
-
-def _predict(args: argparse.Namespace) -> None:
-    from .predict import predict
-
-    o = from_namespace(PredictOptions, args)
-    run, audio = (o.run, [*([o.model] if o.model else []), *o.audio]) if o.run else (o.model, o.audio)
-    if not run:
-        raise HeadError("give the head: a run, ensemble or export directory (first argument or --run)")
-    if audio or o.input:
-        from .audio_predict import predict_audio
-
-        store_only = [f"--{k.replace('_', '-')}" for k in ("features", "text_features", "ids", "labels", "split")
-                      if getattr(o, k)]
-        if store_only:
-            raise HeadError(f"{', '.join(store_only)}: options of predicting from a store, not from audio")
-        predict_audio(run, audio, o.input, o.out, o.store, o.segment, o.model_path, o.decision, o.device,
-                      o.precision, verbose=True)
-        return
-    if o.segment or o.model_path:
-        raise HeadError("--segment and --model-path apply to audio input (files or --input)")
-    if not o.out:
-        raise HeadError("--out is required (the output directory)")
-    predict(run, o.out, o.store, o.features, o.text_features, o.ids, o.labels, o.split, o.corpus, o.decision,
-            o.format, o.device, o.drop_missing, verbose=True)
-
-
-PREDICT = Command(
-    configure=lambda parser: add_dataclass_arguments(parser, PredictOptions),
-    run=_predict,
-    description="Run a trained head, an ensemble or an exported head on audio files (audio in, emotion out: the "
-                "encoders, ASR, AEC and text encoder the head was trained with run in memory and the per-file "
-                "class, probabilities and A/V/D are written as CSV or JSONL; files that cannot be used get an "
-                "error row), or on cached features (store mode: the challenge submission "
-                "submission_categorical.csv / submission_attributes.csv, probabilities.csv and predict.json).",
-    epilog="examples:\n  sercache predict runs/focal a.wav b.flac --out preds.csv\n"
-           "  sercache predict --run exported/ --input my_audio/ --segment 5 --out series.jsonl\n"
-           "  predict-head runs/focal --store cache/ --labels Labels/labels_consensus.csv --split test3 "
-           "--out submissions/focal",
-)
-
-
 # ----------------------------------------------------------------------------------- export-head
 @dataclass
 class ExportOptions:
@@ -218,8 +128,6 @@ class ExportOptions:
 
 
 def _export(args: argparse.Namespace) -> None:
-    from .export import export_head
-
     o = from_namespace(ExportOptions, args)
     export_head(o.run, o.to, verbose=True)
 
@@ -249,8 +157,6 @@ class ReportOptions:
 
 
 def _report(args: argparse.Namespace) -> None:
-    from .report import build_report
-
     o = from_namespace(ReportOptions, args)
     build_report(o.runs, o.out, o.title, o.html, o.curves, verbose=True, jobs=o.jobs)
 
@@ -270,10 +176,6 @@ def ensemble_main(argv: Sequence[str] | None = None) -> int:
 
 def tune_main(argv: Sequence[str] | None = None) -> int:
     return run("tune-decision", None if argv is None else list(argv), "tune-decision")
-
-
-def predict_main(argv: Sequence[str] | None = None) -> int:
-    return run("predict", None if argv is None else list(argv), "predict-head")
 
 
 def report_main(argv: Sequence[str] | None = None) -> int:

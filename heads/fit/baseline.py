@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..errors import HeadError
 from .config import HeadConfig
-from .errors import HeadError
 
 # What `--head baseline` sets; written into config.json, so a run directory says what it trained.
 BASELINE: dict[str, Any] = {"layers": 0, "pooling": "attentive"}

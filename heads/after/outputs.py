@@ -18,9 +18,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .errors import HeadError
-from .inputs.corpora import get_corpus
-from .inputs.labels import ATTRIBUTES
+from ..errors import HeadError
+from ..fit.metrics import classification_metrics, regression_metrics
+from ..inputs.corpora import get_corpus
+from ..inputs.labels import ATTRIBUTES
 
 
 @dataclass
@@ -236,8 +237,6 @@ def write_outputs(path: Path, out: SplitOutputs, letters: Sequence[str], extra: 
 
 def score(out: SplitOutputs, letters: Sequence[str], decision: np.ndarray | None = None) -> dict[str, Any]:
     """The trainer's metrics (heads/metrics.py) for one split's outputs."""
-    from .metrics import classification_metrics, regression_metrics
-
     metrics: dict[str, Any] = {}
     pred = out.decision if decision is None else decision
     if pred is not None:

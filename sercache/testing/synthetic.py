@@ -17,10 +17,10 @@ from typing import Sequence
 
 import numpy as np
 
-from .inputs.corpora.msp import MSP_CLASS_NAMES, MSP_CLASSES, read_msp_consensus
+from sercache.cache import FeatureSetWriter, PackedFeatures, StorageConfig, Store, UtteranceRecord
+from sercache.heads.inputs.corpora.msp import MSP_CLASS_NAMES, MSP_CLASSES, MSP_TRAIN_COUNTS, read_msp_consensus
+from sercache.heads.inputs.features import FeaturePool
 
-# Train counts of Chen et al.'s table 4, in MSP_CLASSES order (A S H U F D C N).
-MSP_TRAIN_COUNTS = {"A": 3053, "S": 3882, "H": 13440, "U": 2897, "F": 1139, "D": 1426, "C": 2443, "N": 25016}
 SECONDARY_EXTRA = ("Amused", "Frustrated", "Depressed", "Concerned", "Disappointed", "Excited", "Confused", "Annoyed")
 # rough class means of (arousal, valence, dominance) on the 1-7 scale
 AVD_MEANS = {"A": (5.5, 2.5, 5.0), "S": (3.0, 2.5, 3.0), "H": (5.0, 5.8, 4.8), "U": (5.2, 4.5, 4.3),
@@ -57,8 +57,6 @@ def make_synthetic_corpus(root: str | Path, n_train: int = 400, n_dev: int = 120
     """Write store + label files under `root`. Sizes are parameters so tests stay tiny and the
     benchmark can approach MSP-Podcast train (53,386 utterances, mean 5.8 s, 50 frames/s)."""
     from tqdm.auto import tqdm
-
-    from sercache.cache import FeatureSetWriter, StorageConfig, Store, UtteranceRecord
 
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
@@ -222,8 +220,6 @@ class InMemoryFeatureSet:
              verify: bool = False):
         import torch
 
-        from sercache.cache import PackedFeatures
-
         ids = list(self.ids if ids is None else ids)
         rows = np.array([self._index[u] for u in ids])
         lengths = torch.as_tensor(self._lengths[rows])
@@ -250,8 +246,6 @@ def in_memory_pool(corpus: SyntheticCorpus, device, audio_dim: int, text_dim: in
                    placement: str = "auto", signal: float = 0.5, mean_frames: float = 290.0):
     """A FeaturePool over InMemoryFeatureSets for the corpus' label file (see make_synthetic_corpus's
     write_features=False)."""
-    from .inputs.features import FeaturePool
-
     table = read_msp_consensus(corpus.consensus)
     letters = [str(x) for x in table.letter]
     # MSP-Podcast train: mean 5.8 s (290 frames at 50 fps), sd 2.4 s, at most 12 s

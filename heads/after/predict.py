@@ -31,13 +31,19 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from .checkpoint import load_checkpoint, provenance
-from .config import HeadConfig
+from ..errors import HeadError
+from ..fit.checkpoint import provenance
+from ..fit.config import HeadConfig
+from ..fit.prepare import Prepared
+from ..fit.probe import load_checkpoint
+from ..fit.rundir import summary_table, write_json
+from ..fit.scoring import infer
+from ..inputs.corpora import read_labels
+from ..inputs.corpora.msp import MSP_CLASSES
+from ..inputs.features import FeaturePool, build_modalities, default_device
+from ..inputs.labels import ATTRIBUTES, ClassSet, LabelTable
 from .decision import Decision, Stacker
-from .errors import HeadError
-from .inputs.corpora import read_labels
-from .inputs.corpora.msp import MSP_CLASSES
-from .inputs.labels import ATTRIBUTES, ClassSet, LabelTable
+from .ensemble import combine, resolve_member_path
 from .outputs import RunOutputs, SplitOutputs, load_run, score, write_outputs
 
 ID_FILE_COLUMNS = ("FileName", "Filename", "filename", "file", "id", "utt", "utterance")
@@ -140,14 +146,10 @@ class HeadPredictor:
         return [*self.audio, *self.text]
 
     def modalities(self, table: LabelTable):
-        from .inputs.features import build_modalities
-
         return build_modalities(self.pool, self.audio, self.text, table, np.arange(len(table)), self.cfg.max_seconds,
                                 self.cfg.allow_human_text)
 
     def predict(self, table: LabelTable, rows: np.ndarray, modalities=None) -> dict[str, np.ndarray]:
-        from .train import Prepared, infer
-
         modalities = modalities or self.modalities(table)
         if getattr(self.model, "is_probe", False):  # --head probe: pooled features -> logistic regression
             return self.model.predict_table(modalities, rows, self.cfg.eval_batch_size)
@@ -196,8 +198,6 @@ def resolve_members(path: Path, features: Sequence[str] = (), text_features: Seq
         raise HeadError("--features/--text-features apply to one head; an ensemble uses each member's own sets")
     member_dirs = [path]
     if ensemble:
-        from .ensemble import resolve_member_path
-
         member_dirs = [resolve_member_path(m, path) for m in spec["members"]]
     if any(not (d / "config.json").is_file() for d in member_dirs):
         raise HeadError(f"{path}: predicting with nested ensembles is not supported; build the ensemble from heads")
@@ -221,8 +221,6 @@ def combine_members(path: Path, spec: dict[str, Any] | None, member_dirs: Sequen
     vote_shares = None
     tied = None
     if spec is not None:
-        from .ensemble import combine
-
         if spec.get("member_decisions"):
             for d, o in zip(member_dirs, member_out):
                 md = Decision.load(d / "decision.json", letters)
@@ -257,9 +255,6 @@ def predict(path: str | Path, out: str | Path, store: str = "", features: Sequen
             decision: str = "auto", fmt: str = "letter", device: str = "auto", drop_missing: bool = False,
             verbose: bool = True) -> dict[str, Any]:
     """Predict with a head run directory or an ensemble directory; returns the predict.json payload."""
-    from .inputs.features import FeaturePool, default_device
-    from .rundir import write_json
-
     if fmt not in FORMATS:
         raise HeadError(f"unknown submission format {fmt!r}; choose {', '.join(FORMATS)}")
     path, out = Path(path), Path(out)
@@ -329,8 +324,6 @@ def predict(path: str | Path, out: str | Path, store: str = "", features: Sequen
         if payload["predicted_counts"]:
             print("predicted classes: " + "  ".join(f"{c} {n}" for c, n in payload["predicted_counts"].items()))
         if metrics:
-            from .rundir import summary_table
-
             print(summary_table({"splits": {what: metrics}}))
         for note in notes:
             print(f"note: {note}")

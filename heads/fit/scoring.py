@@ -1,0 +1,84 @@
+"""Scoring a head: inference over a set of rows (batched longest-first), the metrics of its outputs, and the
+value that selects the best epoch."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from .losses import Objective, probabilities
+from .metrics import balanced_subsample, classification_metrics, regression_metrics
+from .model import FusionHead
+from .prepare import Prepared, autocast, batch_inputs
+
+
+@torch.no_grad()
+def infer(model: FusionHead, prep: Prepared, rows: np.ndarray, with_loss: Objective | None = None
+          ) -> tuple[dict[str, np.ndarray], float]:
+    """Outputs for `rows` (in that order), batched longest-first; one host copy at the end."""
+    cfg = prep.cfg
+    model.eval()
+    if not len(rows):
+        return {}, float("nan")
+    order = np.argsort(-prep.sort_lengths[rows], kind="stable")
+    sorted_rows = rows[order]
+    collected: dict[str, list[torch.Tensor]] = {}
+    raw: dict[str, list[torch.Tensor]] = {}
+    for start in range(0, len(sorted_rows), cfg.eval_batch_size):
+        b = sorted_rows[start:start + cfg.eval_batch_size]
+        for m in prep.modalities.values():  # streamed sets: the batch read in a few slices, not file by file
+            if m.streamed:
+                m.stage(b)
+        b_t = torch.as_tensor(b).to(prep.device, non_blocking=True)
+        with autocast(prep.device, cfg):
+            out = model(batch_inputs(prep, b, b_t, torch.float32))
+        for k, v in out.items():
+            raw.setdefault(k, []).append(v.float())
+        for k, v in probabilities(out, cfg.loss, cfg.am_scale).items():
+            collected.setdefault(k, []).append(v)
+    inverse = np.empty_like(order)
+    inverse[order] = np.arange(len(order))
+    loss = float("nan")
+    if with_loss is not None:
+        outputs = {k: torch.cat(v) for k, v in raw.items()}
+        loss = float(with_loss(outputs, prep.targets(torch.as_tensor(sorted_rows).to(prep.device))))
+    return {k: torch.cat(v).cpu().numpy()[inverse] for k, v in collected.items()}, loss
+
+
+def evaluate(prep: Prepared, rows: np.ndarray, pred: dict[str, np.ndarray]) -> dict[str, Any]:
+    table = prep.table
+    metrics: dict[str, Any] = {}
+    if "probs" in pred:
+        labelled = table.label[rows] >= 0
+        if labelled.any():
+            metrics.update(classification_metrics(table.label[rows][labelled], pred["probs"][labelled].argmax(1),
+                                                  table.classes.letters))
+    if "avd" in pred:
+        target = table.attributes[rows]
+        if np.isfinite(target).any():
+            metrics.update(regression_metrics(pred["avd"], target))
+            metrics["n_avd"] = int(np.isfinite(target).any(1).sum())
+    if "gender" in pred:
+        known = table.gender[rows] >= 0
+        if known.any():
+            metrics["gender_accuracy"] = float((pred["gender"][known].argmax(1) == table.gender[rows][known]).mean())
+    return metrics
+
+
+def selection_value(prep: Prepared, rows: np.ndarray, pred: dict[str, np.ndarray], metrics: dict, name: str,
+                    seed: int) -> float:
+    if not name.startswith("balanced_"):
+        return float(metrics.get(name, float("nan")))
+    cfg, table = prep.cfg, prep.table
+    labels = table.label[rows]
+    if name == "balanced_macro_f1":
+        def score(sub: np.ndarray) -> float:
+            return classification_metrics(labels[sub], pred["probs"][sub].argmax(1), table.classes.letters)["macro_f1"]
+    else:
+        def score(sub: np.ndarray) -> float:
+            return regression_metrics(pred["avd"][sub], table.attributes[rows][sub])["ccc_mean"]
+    groups = np.where(labels >= 0, labels, -1)
+    return balanced_subsample(score, groups, len(table.classes), cfg.balanced_k, cfg.balanced_trials, seed)
+
