@@ -43,9 +43,10 @@ from sercache.extract.manifest import Utterance, load_manifest
 from sercache.extract.plan import Pending, batches
 from sercache.extract.text_features import TextEncoder
 from sercache.extract.transcribe import config_from_metadata, load_backend, run_transcription
-from sercache.heads.after.predict import HeadPredictor, _outputs, combine_members, resolve_members, unlabelled_table
+from sercache.heads.after.predict import HeadPredictor, combine_members, resolve_members, unlabelled_table
 from sercache.heads.after.recipes import FeatureRecipe, head_recipes
 from sercache.heads.errors import HeadError
+from sercache.heads.fit.rundir import split_outputs
 from sercache.heads.inputs.features import FeaturePool, default_device
 from sercache.heads.inputs.labels import ATTRIBUTES
 
@@ -422,8 +423,8 @@ def predict_audio(path: str | Path, audio: Sequence[str] = (), input: str = "", 
         letters = list(predictors[0].classes.letters)
         table = unlabelled_table(usable, predictors[0].classes)
         rows = np.arange(len(table))
-        member_out = [_outputs(table, rows, p.predict(table, rows)) for p in predictors]
-        result = combine_members(path, spec, member_dirs, member_out, letters, decision).result
+        member_out = [split_outputs(table, rows, p.predict(table, rows))[0] for p in predictors]
+        result = combine_members(path, spec, member_dirs, member_out, letters, decision).out
         where = {u: k for k, u in enumerate(result.ids)}
         for row in rows_out:
             k = where.get(row["FileName"])

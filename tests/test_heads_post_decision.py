@@ -22,8 +22,8 @@ from sercache.heads.after.decision import (
     tune_bias,
 )
 from sercache.heads.after.ensemble import combine, logmean_probs, majority_vote, mean_probs
-from sercache.heads.after.outputs import SplitOutputs
 from sercache.heads.errors import HeadError
+from sercache.heads.fit.rundir import SplitOutputs
 
 
 # ----------------------------------------------------------------------------------- votes

@@ -1,5 +1,6 @@
-"""Commands after training: `ensemble`, `tune-decision`, `predict` (alias `predict-head`), `report`
-(alias `report-heads`), each with its options as a dataclass turned into flags by sercache.dataclass_cli.
+"""Commands after training: `ensemble`, `tune-decision`, `export-head`, `report` (alias `report-heads`), each with
+its options as a dataclass turned into flags by sercache.dataclass_cli (`predict` joins both stages:
+sercache/predict_cli.py).
 
 Errors in the inputs exit with status 2 and one line on stderr, like train-head.
 """

@@ -39,12 +39,12 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..errors import HeadError
-from ..fit.rundir import summary_table, write_json
+from ..fit.rundir import RunDir, SplitOutputs, summary_table, write_json
 from ..fit.sweep import PRESETS, config_name, expand, rank_world
 from ..fit.train import train_sweep
 from ..inputs.features import FeaturePool, default_device
 from .decision import Decision, Stacker, decide, log_scores, parse_counts, stack, train_counts
-from .outputs import RunOutputs, SplitOutputs, find_runs, is_run_dir, load_run, score, write_outputs
+from .outputs import RunOutputs, find_runs, is_run_dir, load_run, score
 
 FORMAT = "sercache-ensemble/1"
 METHODS = ("vote", "mean", "logmean", "stack")
@@ -111,10 +111,14 @@ def stack_features(probs: np.ndarray) -> np.ndarray:
 
 @dataclass
 class Combined:
+    """One split's outputs of a system (an ensemble's combination, or one head) with what decided them."""
+
     out: SplitOutputs
-    extra: dict[str, np.ndarray] = field(default_factory=dict)
+    extra: dict[str, np.ndarray] = field(default_factory=dict)  # columns written after the probabilities (votes)
     vote_shares: np.ndarray | None = None
     tied: np.ndarray | None = None
+    decision: Decision | None = None  # the tuned decision applied, if any
+    method: str = ""  # what produced it, as predict.json says: "head" or "ensemble (mean of 3)"
 
 
 def combine(members: Sequence[SplitOutputs], letters: Sequence[str], method: str, tie_rule: str = "prob",
@@ -298,7 +302,7 @@ def build_ensemble(paths: Sequence[str | Path], out: str | Path, method: str = "
     out = Path(out)
     splits, aligned, notes = check_members(members, common_ids)
     ref = members[0].run
-    letters, C, dev = ref.letters, len(ref.letters), ref.dev_split
+    letters, dev = ref.letters, ref.dev_split
     if dev not in aligned:
         raise HeadError(f"dev split {dev!r} is not predicted by every member")
     has_cls = all(a.probs is not None for a in aligned[dev])
@@ -311,23 +315,8 @@ def build_ensemble(paths: Sequence[str | Path], out: str | Path, method: str = "
     order = sorted(range(len(members)), key=lambda i: -np.nan_to_num(members[i].dev_value, nan=-np.inf))
     cls_order = [i for i in order if aligned[dev][i].probs is not None]
     cls_rank = [sum(1 for j in range(i) if aligned[dev][j].probs is not None) for i in cls_order]
-
-    fitted: Stacker | None = None
-    oof_dev = None
-    stack_info: dict[str, Any] | None = None
-    if method == "stack":
-        P = np.stack([a.probs for a in aligned[dev] if a.probs is not None])
-        labelled = np.flatnonzero(aligned[dev][0].label >= 0)
-        y = aligned[dev][0].label[labelled]
-        res = stack(stack_features(P[:, labelled]), y, C, kind=stacker, k=folds, seed=seed)
-        fitted = res.final
-        oof_dev = np.full((P.shape[1], C), np.nan)
-        oof_dev[labelled] = res.oof
-        stack_info = {"kind": stacker, "folds": int(len(res.train_rows)), "trained_on": dev,
-                      "features": "members' log-probabilities, member-major", "rows": int(len(y)),
-                      "model": fitted.to_dict()}
-        notes.append(f"stack: dev metrics are out-of-fold ({len(res.train_rows)} folds); other splits use the "
-                     "meta-classifier fit on all dev rows")
+    fitted, oof_dev, stack_info = fit_stacker_on_dev(aligned[dev], len(letters), stacker, folds, seed, dev, notes) \
+        if method == "stack" else (None, None, None)
 
     def run_combine(split: str, dec: Decision | None) -> Combined:
         return combine(aligned[split], letters, method, tie_rule, cls_rank, fitted, dec,
@@ -335,45 +324,14 @@ def build_ensemble(paths: Sequence[str | Path], out: str | Path, method: str = "
 
     # the system without decision, then (optionally) the decision tuned on its dev outputs
     plain = {s: run_combine(s, None) for s in splits}
-    dec_obj: Decision | None = None
-    if decision:
-        d_dev = plain[dev].out
-        labelled = d_dev.label >= 0
-        counts, source = None, ""
-        if "prior" in decision:
-            counts, source = ((parse_counts(prior_counts, letters), "--prior-counts") if prior_counts else
-                              train_counts(ref.config if ref.kind == "run" else {}, ref.metrics))
-        dec_obj, info = decide(d_dev.probs[labelled], d_dev.label[labelled], letters, decision, counts, source,
-                               cv_folds, seed)
-        dec_obj.report.update(info)
-        if method == "stack":
-            notes.append("decision tuned on the out-of-fold stacked dev probabilities")
+    dec_obj = tune_ensemble_decision(plain[dev].out, letters, ref, decision, prior_counts, cv_folds, seed) \
+        if decision else None
+    if dec_obj is not None and method == "stack":
+        notes.append("decision tuned on the out-of-fold stacked dev probabilities")
     final = {s: run_combine(s, dec_obj) if dec_obj is not None else plain[s] for s in splits}
-
-    out.mkdir(parents=True, exist_ok=True)
-    metrics: dict[str, dict] = {}
-    before: dict[str, dict] = {}
-    for s in splits:
-        write_outputs(out / f"predictions_{s}.csv", final[s].out, letters, final[s].extra)
-        m = score(final[s].out, letters)
-        if m:
-            metrics[s] = m
-        if dec_obj is not None:
-            b = score(plain[s].out, letters)
-            if b:
-                before[s] = b
-        if final[s].tied is not None:
-            metrics.setdefault(s, {})["ties"] = int(final[s].tied.sum())
-    sel_metric = "macro_f1" if has_cls else "ccc_mean"
-    member_rows = []
-    for m in members:
-        member_rows.append({"path": str(m.run.path.resolve()), "relpath": _relpath(m.run.path, out),
-                            "name": m.run.name, "kind": m.run.kind, "task": m.run.task,
-                            "features": m.run.config.get("features", []),
-                            "text_features": m.run.config.get("text_features", []),
-                            "loss": m.run.config.get("loss"), "dev_selection": m.dev_value,
-                            "selection_metric": m.run.selection_metric,
-                            "decision": None if m.decision is None else m.decision.method})
+    run = RunDir(out)
+    metrics, before = write_ensemble_splits(run, final, plain if dec_obj is not None else None, letters)
+    member_rows = [member_row(m, out) for m in members]
     task = "both" if has_cls and has_avd else ("class" if has_cls else "avd")
     spec = {"format": FORMAT, "method": method if has_cls else "mean", "tie_rule": tie_rule,
             "tie_rule_text": TIE_TEXT[tie_rule], "classes": {"letters": letters, "names": ref.names},
@@ -381,19 +339,79 @@ def build_ensemble(paths: Sequence[str | Path], out: str | Path, method: str = "
             "member_decisions": member_decisions, "common_ids": common_ids, "stacker": stack_info,
             "decision": None if dec_obj is None else dec_obj.to_dict(), "regression": "mean of members' A/V/D"
             if has_avd else None, "seed": seed}
-    write_json(out / "ensemble.json", spec)
+    run.config(spec, ensemble=True)
     if dec_obj is not None:
         dec_obj.save(out / "decision.json")
+    sel_metric = "macro_f1" if has_cls else "ccc_mean"
     summary = {"out": str(out), "kind": "ensemble", "method": spec["method"], "tie_rule": tie_rule,
                "dev_split": dev, "selection": {"metric": sel_metric, "value": metrics.get(dev, {}).get(sel_metric)},
                "splits": {dev: metrics.get(dev, {}), **{s: v for s, v in metrics.items() if s != dev}},
                "before_decision": before or None, "classes": letters, "members": member_rows, "notes": notes,
                "decision": None if dec_obj is None else {"method": dec_obj.method, "bias": dec_obj.bias.tolist(),
                                                          "cv": dec_obj.report.get("cv")}}
-    write_json(out / "metrics.json", summary)
+    run.metrics(summary)
     if verbose:
         print(ensemble_table(summary))
     return summary
+
+
+def fit_stacker_on_dev(dev: Sequence[SplitOutputs], n_classes: int, stacker: str, folds: int, seed: int,
+                       dev_split: str, notes: list[str]) -> tuple[Stacker, np.ndarray, dict[str, Any]]:
+    """--method stack: the meta-classifier fit on all labelled dev rows, and dev's out-of-fold probabilities (so
+    that dev metrics are not scored on the rows the stacker saw)."""
+    P = np.stack([a.probs for a in dev if a.probs is not None])
+    labelled = np.flatnonzero(dev[0].label >= 0)
+    y = dev[0].label[labelled]
+    res = stack(stack_features(P[:, labelled]), y, n_classes, kind=stacker, k=folds, seed=seed)
+    oof_dev = np.full((P.shape[1], n_classes), np.nan)
+    oof_dev[labelled] = res.oof
+    info = {"kind": stacker, "folds": int(len(res.train_rows)), "trained_on": dev_split,
+            "features": "members' log-probabilities, member-major", "rows": int(len(y)), "model": res.final.to_dict()}
+    notes.append(f"stack: dev metrics are out-of-fold ({len(res.train_rows)} folds); other splits use the "
+                 "meta-classifier fit on all dev rows")
+    return res.final, oof_dev, info
+
+
+def tune_ensemble_decision(dev: SplitOutputs, letters: list[str], ref: RunOutputs, decision: str, prior_counts: str,
+                           cv_folds: int, seed: int) -> Decision:
+    """The ensemble's own decision (bias, prior, prior+bias) tuned on its labelled dev outputs."""
+    labelled = dev.label >= 0
+    counts, source = None, ""
+    if "prior" in decision:
+        counts, source = ((parse_counts(prior_counts, letters), "--prior-counts") if prior_counts else
+                          train_counts(ref.config if ref.kind == "run" else {}, ref.metrics))
+    dec_obj, info = decide(dev.probs[labelled], dev.label[labelled], letters, decision, counts, source, cv_folds, seed)
+    dec_obj.report.update(info)
+    return dec_obj
+
+
+def write_ensemble_splits(run: RunDir, final: dict[str, Combined], plain: dict[str, Combined] | None,
+                          letters: list[str]) -> tuple[dict[str, dict], dict[str, dict]]:
+    """Every split's predictions and metrics (with the vote's tie count); `plain`: the same without the tuned
+    decision, scored for comparison."""
+    metrics: dict[str, dict] = {}
+    before: dict[str, dict] = {}
+    for s, combined in final.items():
+        run.predictions(s, combined.out, letters, combined.extra)
+        m = score(combined.out, letters)
+        if m:
+            metrics[s] = m
+        if plain is not None:
+            b = score(plain[s].out, letters)
+            if b:
+                before[s] = b
+        if combined.tied is not None:
+            metrics.setdefault(s, {})["ties"] = int(combined.tied.sum())
+    return metrics, before
+
+
+def member_row(m: Member, out: Path) -> dict[str, Any]:
+    """What ensemble.json records of a member (found again by its path relative to the ensemble first)."""
+    return {"path": str(m.run.path.resolve()), "relpath": _relpath(m.run.path, out), "name": m.run.name,
+            "kind": m.run.kind, "task": m.run.task, "features": m.run.config.get("features", []),
+            "text_features": m.run.config.get("text_features", []), "loss": m.run.config.get("loss"),
+            "dev_selection": m.dev_value, "selection_metric": m.run.selection_metric,
+            "decision": None if m.decision is None else m.decision.method}
 
 
 def ensemble_table(summary: dict[str, Any]) -> str:

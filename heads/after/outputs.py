@@ -20,31 +20,9 @@ import numpy as np
 
 from ..errors import HeadError
 from ..fit.metrics import classification_metrics, regression_metrics
+from ..fit.rundir import ENSEMBLE_CONFIG, METRICS_FILE, RUN_CONFIG, SplitOutputs
 from ..inputs.corpora import get_corpus
 from ..inputs.labels import ATTRIBUTES
-
-
-@dataclass
-class SplitOutputs:
-    """One split of one run: truth and outputs aligned with `ids`."""
-
-    ids: list[str]
-    truth: np.ndarray  # object: corpus code as written ('' when unknown)
-    label: np.ndarray  # int64 class index, -1 = no class (O/X, other corpus codes, unlabelled)
-    probs: np.ndarray | None = None  # [N, C] as written (6 decimals)
-    decision: np.ndarray | None = None  # [N] int64: the run's own predicted class (Prediction column)
-    avd_true: np.ndarray | None = None  # [N, 3] NaN where unknown
-    avd_pred: np.ndarray | None = None  # [N, 3]
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    def take(self, index: np.ndarray) -> "SplitOutputs":
-        def pick(a: np.ndarray | None) -> np.ndarray | None:
-            return None if a is None else a[index]
-
-        return SplitOutputs([self.ids[i] for i in index], self.truth[index], self.label[index], pick(self.probs),
-                            pick(self.decision), pick(self.avd_true), pick(self.avd_pred))
 
 
 def code_to_class(letters: Sequence[str], corpus: str = "msp") -> dict[str, int]:
@@ -155,8 +133,7 @@ def _load_json(path: Path) -> dict:
 
 
 def is_run_dir(path: Path) -> bool:
-    return (path / "metrics.json").is_file() and ((path / "config.json").is_file() or
-                                                  (path / "ensemble.json").is_file())
+    return (path / METRICS_FILE).is_file() and ((path / RUN_CONFIG).is_file() or (path / ENSEMBLE_CONFIG).is_file())
 
 
 def load_run(path: str | Path, read_splits: bool = True) -> RunOutputs:
@@ -166,14 +143,14 @@ def load_run(path: str | Path, read_splits: bool = True) -> RunOutputs:
     if not is_run_dir(path):
         raise HeadError(f"{path}: not a run directory (needs metrics.json and config.json from train-head, or "
                         "ensemble.json from ensemble); for a sweep pass its runs/* directories")
-    metrics = _load_json(path / "metrics.json")
-    if (path / "ensemble.json").is_file():
-        config = _load_json(path / "ensemble.json")
+    metrics = _load_json(path / METRICS_FILE)
+    if (path / ENSEMBLE_CONFIG).is_file():
+        config = _load_json(path / ENSEMBLE_CONFIG)
         kind = "ensemble"
         letters, names = config["classes"]["letters"], config["classes"]["names"]
         task, corpus = config["task"], config.get("corpus", "msp")
     else:
-        config = _load_json(path / "config.json")
+        config = _load_json(path / RUN_CONFIG)
         kind = "run"
         resolved = config.get("resolved", {})
         classes = resolved.get("classes") or {"letters": metrics.get("classes", []),
@@ -207,32 +184,6 @@ def find_runs(paths: Sequence[str | Path]) -> list[Path]:
     if not unique:
         raise HeadError(f"no run directories under {', '.join(map(str, paths))}")
     return unique
-
-
-def write_outputs(path: Path, out: SplitOutputs, letters: Sequence[str], extra: dict[str, np.ndarray] | None = None
-                  ) -> None:
-    """predictions_<split>.csv in the trainer's layout; `decision` is written as Prediction (it need not be
-    the argmax of the probabilities, e.g. after a tie rule or a bias), `extra` columns are appended."""
-    header = ["FileName"]
-    if out.probs is not None:
-        header += ["EmoClass", "Prediction", *[f"prob_{c}" for c in letters]]
-    if out.avd_pred is not None:
-        header += [*ATTRIBUTES, *[f"pred_{a}" for a in ATTRIBUTES]]
-    extra = extra or {}
-    header += list(extra)
-    with open(path, "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(header)
-        for i, uid in enumerate(out.ids):
-            row: list[Any] = [uid]
-            if out.probs is not None:
-                row += [out.truth[i], letters[int(out.decision[i])], *[f"{v:.6f}" for v in out.probs[i]]]
-            if out.avd_pred is not None:
-                true = out.avd_true[i] if out.avd_true is not None else np.full(3, np.nan)
-                row += [("" if not np.isfinite(v) else f"{v:.4f}") for v in true]
-                row += [f"{v:.4f}" for v in out.avd_pred[i]]
-            row += [(f"{v[i]:.6f}" if isinstance(v[i], (float, np.floating)) else str(v[i])) for v in extra.values()]
-            writer.writerow(row)
 
 
 def score(out: SplitOutputs, letters: Sequence[str], decision: np.ndarray | None = None) -> dict[str, Any]:

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import csv
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -36,15 +35,15 @@ from ..fit.checkpoint import provenance
 from ..fit.config import HeadConfig
 from ..fit.prepare import Prepared
 from ..fit.probe import load_checkpoint
-from ..fit.rundir import summary_table, write_json
+from ..fit.rundir import SplitOutputs, split_outputs, summary_table, write_json, write_predictions
 from ..fit.scoring import infer
 from ..inputs.corpora import read_labels
 from ..inputs.corpora.msp import MSP_CLASSES
 from ..inputs.features import FeaturePool, build_modalities, default_device
 from ..inputs.labels import ATTRIBUTES, ClassSet, LabelTable
 from .decision import Decision, Stacker
-from .ensemble import combine, resolve_member_path
-from .outputs import RunOutputs, SplitOutputs, load_run, score, write_outputs
+from .ensemble import Combined, combine, resolve_member_path
+from .outputs import RunOutputs, load_run, score
 
 ID_FILE_COLUMNS = ("FileName", "Filename", "filename", "file", "id", "utt", "utterance")
 FORMATS = ("letter", "baseline")
@@ -167,17 +166,6 @@ class HeadPredictor:
         return pred
 
 
-def _outputs(table: LabelTable, rows: np.ndarray, pred: dict[str, np.ndarray]) -> SplitOutputs:
-    out = SplitOutputs([table.ids[i] for i in rows], table.letter[rows].copy(), table.label[rows].copy())
-    if "probs" in pred:
-        out.probs = pred["probs"].astype(np.float64)
-        out.decision = out.probs.argmax(1)
-    if "avd" in pred:
-        out.avd_pred = pred["avd"].astype(np.float64)
-        out.avd_true = table.attributes[rows].astype(np.float64)
-    return out
-
-
 def _present(mods_list, n: int) -> np.ndarray:
     present = np.ones(n, bool)
     for mods in mods_list:
@@ -205,21 +193,10 @@ def resolve_members(path: Path, features: Sequence[str] = (), text_features: Seq
     return run, spec, member_dirs, first_cfg
 
 
-@dataclass
-class Combined:
-    result: SplitOutputs
-    decision: Decision | None
-    vote_shares: np.ndarray | None
-    tied: np.ndarray | None
-    method: str
-
-
 def combine_members(path: Path, spec: dict[str, Any] | None, member_dirs: Sequence[Path],
                     member_out: list[SplitOutputs], letters: list[str], decision: str = "auto") -> Combined:
     """One head's outputs with its decision, or the ensemble's combination of its members' outputs."""
     dec_obj: Decision | None = None
-    vote_shares = None
-    tied = None
     if spec is not None:
         if spec.get("member_decisions"):
             for d, o in zip(member_dirs, member_out):
@@ -236,18 +213,16 @@ def combine_members(path: Path, spec: dict[str, Any] | None, member_dirs: Sequen
         cls_members = [i for i, o in enumerate(member_out) if o.probs is not None]
         rank = [cls_members.index(i) for i in order if i in cls_members]
         combined = combine(member_out, letters, spec["method"], spec["tie_rule"], rank, stacker, dec_obj)
-        result, vote_shares, tied = combined.out, combined.vote_shares, combined.tied
-        method = f"ensemble ({spec['method']} of {len(member_dirs)})"
-    else:
-        result = member_out[0]
-        if decision == "auto" and (path / "decision.json").is_file():
-            dec_obj = Decision.load(path / "decision.json", letters)
-        elif decision not in ("auto", "none"):
-            dec_obj = Decision.load(decision, letters)
-        if dec_obj is not None and result.probs is not None:
-            result.decision = dec_obj.apply(result.probs)
-        method = "head"
-    return Combined(result, dec_obj, vote_shares, tied, method)
+        combined.decision, combined.method = dec_obj, f"ensemble ({spec['method']} of {len(member_dirs)})"
+        return combined
+    result = member_out[0]
+    if decision == "auto" and (path / "decision.json").is_file():
+        dec_obj = Decision.load(path / "decision.json", letters)
+    elif decision not in ("auto", "none"):
+        dec_obj = Decision.load(decision, letters)
+    if dec_obj is not None and result.probs is not None:
+        result.decision = dec_obj.apply(result.probs)
+    return Combined(result, decision=dec_obj, method="head")
 
 
 def predict(path: str | Path, out: str | Path, store: str = "", features: Sequence[str] = (),
@@ -264,12 +239,33 @@ def predict(path: str | Path, out: str | Path, store: str = "", features: Sequen
         raise HeadError("--store is required (the run records none)")
     pool = FeaturePool(store, default_device(device))
     predictors = [HeadPredictor(d, pool, features or None, text_features or None) for d in member_dirs]
-    classes = predictors[0].classes
     corpus = corpus or first_cfg.get("corpus", "msp")
     names = list(dict.fromkeys(n for p in predictors for n in p.feature_names))
-    table, what = target_table(classes, corpus, pool, names, ids, labels, split, first_cfg.get("classes") or ())
+    table, what = target_table(predictors[0].classes, corpus, pool, names, ids, labels, split,
+                               first_cfg.get("classes") or ())
     mods = [p.modalities(table) for p in predictors]
-    present = _present(mods, len(table))
+    rows, notes = _rows_to_predict(table, _present(mods, len(table)), drop_missing)
+    member_out = [split_outputs(table, rows, p.predict(table, rows, m))[0] for p, m in zip(predictors, mods)]
+    letters = list(predictors[0].classes.letters)
+    combined = combine_members(path, spec, member_dirs, member_out, letters, decision)
+    files = write_predict_files(out, combined, letters, fmt)
+    result, dec_obj = combined.out, combined.decision
+    metrics = score(result, letters)
+    payload = {"model": str(path), "kind": combined.method, "store": str(store), "utterances": what, "n": len(result),
+               "features": {str(d): p.feature_names for d, p in zip(member_dirs, predictors)},
+               "decision": None if dec_obj is None else {"method": dec_obj.method, "bias": dec_obj.bias.tolist()},
+               "format": fmt, "files": files, "notes": notes,
+               "predicted_counts": None if result.probs is None else
+               {c: int((result.decision == j).sum()) for j, c in enumerate(letters)},
+               "metrics": metrics or None}
+    write_json(out / "predict.json", payload)
+    if verbose:
+        _print_prediction(payload, path, out, what)
+    return payload
+
+
+def _rows_to_predict(table: LabelTable, present: np.ndarray, drop_missing: bool) -> tuple[np.ndarray, list[str]]:
+    """The table rows every feature set has; the missing ones are an error unless --drop-missing."""
     notes = []
     if not present.all():
         gone = [table.ids[i] for i in np.flatnonzero(~present)]
@@ -280,14 +276,14 @@ def predict(path: str | Path, out: str | Path, store: str = "", features: Sequen
     rows = np.flatnonzero(present)
     if not len(rows):
         raise HeadError("nothing to predict")
-    member_out = [_outputs(table, rows, p.predict(table, rows, m)) for p, m in zip(predictors, mods)]
-    letters = list(classes.letters)
-    combined = combine_members(path, spec, member_dirs, member_out, letters, decision)
-    result, dec_obj, vote_shares, tied, method = (combined.result, combined.decision, combined.vote_shares,
-                                                  combined.tied, combined.method)
+    return rows, notes
 
+
+def write_predict_files(out: Path, combined: Combined, letters: list[str], fmt: str) -> list[str]:
+    """probabilities.csv and the challenge submission files; returns their names."""
+    result, dec_obj = combined.out, combined.decision
     out.mkdir(parents=True, exist_ok=True)
-    write_outputs(out / "probabilities.csv", result, letters)
+    write_predictions(out / "probabilities.csv", result, letters)
     files = ["probabilities.csv"]
     if result.probs is not None:
         if fmt == "baseline":
@@ -295,9 +291,9 @@ def predict(path: str | Path, out: str | Path, store: str = "", features: Sequen
                 raise HeadError("--format baseline writes the 8 MSP-Podcast scores in the order "
                                 f"{' '.join(MSP_CLASSES)}; "
                                 f"this model's classes are {' '.join(letters)} (use --format letter)")
-            if vote_shares is not None:
-                scores = vote_shares.copy()
-                scores[np.arange(len(scores)), result.decision] += 1e-3 * tied
+            if combined.vote_shares is not None:
+                scores = combined.vote_shares.copy()
+                scores[np.arange(len(scores)), result.decision] += 1e-3 * combined.tied
             elif dec_obj is not None:
                 scores = dec_obj.adjusted_probs(result.probs)
             else:
@@ -310,24 +306,18 @@ def predict(path: str | Path, out: str | Path, store: str = "", features: Sequen
     if result.avd_pred is not None:
         write_submission_attributes(out / "submission_attributes.csv", result.ids, result.avd_pred)
         files.append("submission_attributes.csv")
-    metrics = score(result, letters)
-    payload = {"model": str(path), "kind": method, "store": str(store), "utterances": what, "n": len(result),
-               "features": {str(d): p.feature_names for d, p in zip(member_dirs, predictors)},
-               "decision": None if dec_obj is None else {"method": dec_obj.method, "bias": dec_obj.bias.tolist()},
-               "format": fmt, "files": files, "notes": notes,
-               "predicted_counts": None if result.probs is None else
-               {c: int((result.decision == j).sum()) for j, c in enumerate(letters)},
-               "metrics": metrics or None}
-    write_json(out / "predict.json", payload)
-    if verbose:
-        print(f"predicted {len(result)} utterance(s) with {method} {path} -> {out}: {', '.join(files)}")
-        if payload["predicted_counts"]:
-            print("predicted classes: " + "  ".join(f"{c} {n}" for c, n in payload["predicted_counts"].items()))
-        if metrics:
-            print(summary_table({"splits": {what: metrics}}))
-        for note in notes:
-            print(f"note: {note}")
-    return payload
+    return files
+
+
+def _print_prediction(payload: dict[str, Any], path: Path, out: Path, what: str) -> None:
+    files = ", ".join(payload["files"])
+    print(f"predicted {payload['n']} utterance(s) with {payload['kind']} {path} -> {out}: {files}")
+    if payload["predicted_counts"]:
+        print("predicted classes: " + "  ".join(f"{c} {n}" for c, n in payload["predicted_counts"].items()))
+    if payload["metrics"]:
+        print(summary_table({"splits": {what: payload["metrics"]}}))
+    for note in payload["notes"]:
+        print(f"note: {note}")
 
 
 # ----------------------------------------------------------------------------------- submission files

@@ -354,102 +354,154 @@ def build_report(paths: Sequence[str | Path], out: str | Path, title: str = "ser
     fig_dir = out / "figures"
     fig_dir.mkdir(exist_ok=True)
     doc = Doc(out)
-    doc.h(1, title)
-    doc.p(f"{len(runs)} run(s): " + ", ".join(f"`{label}`" for label in labels))
-    doc.p(f"WA = {DEFINITIONS['accuracy']}; UA = {DEFINITIONS['balanced_accuracy']}; Macro-F1 = "
-          f"{DEFINITIONS['macro_f1']}. Percentages with two decimals; CCC with four.")
+    _introduction(doc, title, labels)
     figures = Figures(doc)
-
     boards = leaderboard_rows(runs, labels)
-    doc.h(2, "Leaderboard")
-    for metric, rows in boards.items():
-        splits = list(dict.fromkeys(s for r in rows for s in r["run"].metrics.get("splits", {})
-                                    if s != r["run"].dev_split))
-        base = metric.removeprefix("balanced_")  # test splits have no balanced value: the plain metric
-        key_set = PCT_KEYS if base == "macro_f1" else CCC_KEYS
-        shown = metric_label(metric)
-        header = ["#", "run", "kind", f"dev {shown}"]
-        extra_dev = [k for k, _ in key_set if k != metric]
-        header += [f"dev {name}" for k, name in key_set if k != metric]
-        header += [f"{s} {('Macro-F1' if base == 'macro_f1' else 'CCC')}" for s in splits]
-        table_rows = []
-        for i, r in enumerate(rows, 1):
-            run = r["run"]
-            dev = run.split_metrics(run.dev_split)
-            label = r["label"] + (" (dev-tuned decision)" if r["tuned"] else "")
-            if run.kind == "ensemble" and run.config.get("stacker"):
-                label += " (dev out-of-fold)"
-            line = [i, label, r["kind"], fmt_metric(metric, r["dev"])]
-            line += [fmt_metric(k, dev.get(k)) for k in extra_dev]
-            line += [fmt_metric(base, run.split_metrics(s).get(base)) for s in splits]
-            table_rows.append(line)
-        doc.p(f"Sorted by dev {shown} (the selection metric); best first.")
-        doc.table(header, table_rows)
-        if len(rows) > 1:
-            figures.add(fig_dir / f"leaderboard_{metric}.png", f"leaderboard by dev {metric}", leaderboard_figure,
-                        [{k: r[k] for k in ("label", "kind", "dev")} for r in rows], metric)
-
+    _leaderboard_section(doc, figures, boards, fig_dir)
     seeds = seed_section(doc, runs, labels)  # mean ± std over seeds, paired differences (heads/seedstats.py)
-    stems: set[str] = set()
-    for i, (run, label) in enumerate(zip(runs, labels)):
-        doc.h(2, f"{label}")
-        doc.p(describe(run))
-        splits = run.metrics.get("splits", {})
-        has_cls = any("macro_f1" in m for m in splits.values())
-        has_avd = any("ccc_mean" in m for m in splits.values())
-        header = ["split", "n"]
-        keys: list[tuple[str, str]] = []
-        if has_cls:
-            keys += list(PCT_KEYS)
-        if has_avd:
-            keys += list(CCC_KEYS)
-        header += [name for _, name in keys]
-        doc.table(header, [[s, m.get("n", m.get("n_avd", "")), *[fmt_metric(k, m.get(k)) for k, _ in keys]]
-                           for s, m in splits.items()])
-        if run.metrics.get("before_decision"):
-            doc.p("Before the ensemble's decision (no biases):")
-            doc.table(["split", "n", "Macro-F1", "UA"],
-                      [[s, m.get("n", ""), pct(m.get("macro_f1")), pct(m.get("balanced_accuracy"))]
-                       for s, m in run.metrics["before_decision"].items()])
-        stem = _safe(label)
-        stem = stem if stem not in stems else f"{stem}_{i}"  # labels cut to 80 characters can collide
-        stems.add(stem)
-        for split, m in splits.items():
-            if "confusion" not in m:
-                continue
-            pc = per_class(m["confusion"])
-            doc.h(3, f"{label} — {split}: per class")
-            doc.table(["class", "name", "precision", "recall", "F1", "support"],
-                      [[c, n, pct(pc["precision"][j]), pct(pc["recall"][j]), pct(pc["f1"][j]), int(pc["support"][j])]
-                       for j, (c, n) in enumerate(zip(run.letters, run.names))])
-            figures.add(fig_dir / f"{stem}_confusion_{_safe(split)}.png", f"confusion matrix {label} {split}",
-                        confusion_figure, m["confusion"], run.letters,
-                        f"{label} — {split}: Macro-F1 {pct(m.get('macro_f1'))} %, UA "
-                        f"{pct(m.get('balanced_accuracy'))} %, n = {m.get('n')}", names=run.names)
-        if curves and run.kind == "run" and run.epochs:
-            figures.add(fig_dir / f"{stem}_curves.png", f"learning curves {label}", curves_figure, run.epochs,
-                        run.selection_metric, f"{label}: learning curves")
-        dec_path = run.path / "decision.json"
-        if dec_path.is_file() and run.kind == "run":
-            d = json.loads(dec_path.read_text())
-            doc.p(f"Decision `{d.get('method')}` (decision.json): bias "
-                  + ", ".join(f"{c} {b:+.3f}" for c, b in zip(d.get("classes", []), d.get("bias", []))))
-            rows = [[s, pct(v["before"]["macro_f1"]), pct(v["after"]["macro_f1"]),
-                     pct(v["before"]["balanced_accuracy"]), pct(v["after"]["balanced_accuracy"])]
-                    for s, v in d.get("splits", {}).items()]
-            if rows:
-                doc.table(["split", "Macro-F1 before", "after", "UA before", "after"], rows)
-            if "cv" in d:
-                doc.p(f"Out-of-fold estimate on dev ({d['cv']['folds']} folds): Macro-F1 "
-                      f"{pct(d['cv']['macro_f1_untuned'])} -> {pct(d['cv']['macro_f1_oof'])}")
+    for run, label, stem in zip(runs, labels, _figure_stems(labels)):
+        _run_section(doc, figures, run, label, fig_dir, stem, curves)
     images = figures.draw(jobs)
-    (out / "report.md").write_text(doc.markdown())
-    files = [out / "report.md"]
-    if html_page:
-        (out / "report.html").write_text(doc.html(title))
-        files.append(out / "report.html")
+    files = _write_documents(doc, out, title, html_page)
     if verbose:
         print(f"report of {len(runs)} run(s) -> {', '.join(map(str, files))} ({len(images)} figure(s) in {fig_dir})")
     return {"runs": [str(p) for p in run_paths], "files": [str(f) for f in files], "images": [str(i) for i in images],
             "leaderboard": {m: [(r["label"], r["dev"]) for r in rows] for m, rows in boards.items()},
             "seeds": seeds}
+
+
+def _introduction(doc: Doc, title: str, labels: Sequence[str]) -> None:
+    """Title, the runs covered, and what WA, UA and Macro-F1 mean."""
+    doc.h(1, title)
+    doc.p(f"{len(labels)} run(s): " + ", ".join(f"`{label}`" for label in labels))
+    doc.p(f"WA = {DEFINITIONS['accuracy']}; UA = {DEFINITIONS['balanced_accuracy']}; Macro-F1 = "
+          f"{DEFINITIONS['macro_f1']}. Percentages with two decimals; CCC with four.")
+
+
+def _figure_stems(labels: Sequence[str]) -> list[str]:
+    """File-name stem of each run's figures: the label made safe, with the run's index when two collide (labels
+    cut to 80 characters can)."""
+    stems: list[str] = []
+    for i, label in enumerate(labels):
+        stem = _safe(label)
+        stems.append(stem if stem not in stems else f"{stem}_{i}")
+    return stems
+
+
+# ----------------------------------------------------------------------------------- leaderboard section
+def _leaderboard_section(doc: Doc, figures: Figures, boards: dict[str, list[dict]], fig_dir: Path) -> None:
+    """One table per selection metric, best first, with its bar chart when it ranks more than one run."""
+    doc.h(2, "Leaderboard")
+    for metric, rows in boards.items():
+        header, table_rows = _leaderboard_table(metric, rows)
+        doc.p(f"Sorted by dev {metric_label(metric)} (the selection metric); best first.")
+        doc.table(header, table_rows)
+        if len(rows) > 1:
+            figures.add(fig_dir / f"leaderboard_{metric}.png", f"leaderboard by dev {metric}", leaderboard_figure,
+                        [{k: r[k] for k in ("label", "kind", "dev")} for r in rows], metric)
+
+
+def _leaderboard_table(metric: str, rows: list[dict]) -> tuple[list[str], list[list[Any]]]:
+    """Header and rows of one leaderboard: rank, run, kind, the dev metrics, then the plain metric on every
+    other split."""
+    splits = list(dict.fromkeys(s for r in rows for s in r["run"].metrics.get("splits", {})
+                                if s != r["run"].dev_split))
+    base = metric.removeprefix("balanced_")  # test splits have no balanced value: the plain metric
+    key_set = PCT_KEYS if base == "macro_f1" else CCC_KEYS
+    extra_dev = [k for k, _ in key_set if k != metric]
+    header = ["#", "run", "kind", f"dev {metric_label(metric)}"]
+    header += [f"dev {name}" for k, name in key_set if k != metric]
+    header += [f"{s} {('Macro-F1' if base == 'macro_f1' else 'CCC')}" for s in splits]
+    table_rows = []
+    for i, r in enumerate(rows, 1):
+        run = r["run"]
+        dev = run.split_metrics(run.dev_split)
+        line = [i, _leaderboard_label(r), r["kind"], fmt_metric(metric, r["dev"])]
+        line += [fmt_metric(k, dev.get(k)) for k in extra_dev]
+        line += [fmt_metric(base, run.split_metrics(s).get(base)) for s in splits]
+        table_rows.append(line)
+    return header, table_rows
+
+
+def _leaderboard_label(row: dict) -> str:
+    """The run's label, flagged when its dev value is optimistic (dev-tuned decision) or out-of-fold (stacker)."""
+    run = row["run"]
+    label = row["label"] + (" (dev-tuned decision)" if row["tuned"] else "")
+    if run.kind == "ensemble" and run.config.get("stacker"):
+        label += " (dev out-of-fold)"
+    return label
+
+
+# ----------------------------------------------------------------------------------- per-run sections
+def _run_section(doc: Doc, figures: Figures, run: RunOutputs, label: str, fig_dir: Path, stem: str,
+                 curves: bool) -> None:
+    """Everything about one run: description, metrics per split, per-class tables and figures, decision."""
+    doc.h(2, f"{label}")
+    doc.p(describe(run))
+    splits = run.metrics.get("splits", {})
+    _split_metrics_table(doc, splits)
+    if run.metrics.get("before_decision"):
+        doc.p("Before the ensemble's decision (no biases):")
+        doc.table(["split", "n", "Macro-F1", "UA"],
+                  [[s, m.get("n", ""), pct(m.get("macro_f1")), pct(m.get("balanced_accuracy"))]
+                   for s, m in run.metrics["before_decision"].items()])
+    for split, m in splits.items():
+        if "confusion" in m:
+            _per_class_section(doc, figures, run, label, split, m, fig_dir / f"{stem}_confusion_{_safe(split)}.png")
+    if curves and run.kind == "run" and run.epochs:
+        figures.add(fig_dir / f"{stem}_curves.png", f"learning curves {label}", curves_figure, run.epochs,
+                    run.selection_metric, f"{label}: learning curves")
+    dec_path = run.path / "decision.json"
+    if dec_path.is_file() and run.kind == "run":
+        _decision_section(doc, json.loads(dec_path.read_text()))
+
+
+def _split_metrics_table(doc: Doc, splits: dict[str, dict]) -> None:
+    """One row per split: n, then the classification and/or CCC metrics the run has."""
+    has_cls = any("macro_f1" in m for m in splits.values())
+    has_avd = any("ccc_mean" in m for m in splits.values())
+    keys: list[tuple[str, str]] = []
+    if has_cls:
+        keys += list(PCT_KEYS)
+    if has_avd:
+        keys += list(CCC_KEYS)
+    header = ["split", "n"] + [name for _, name in keys]
+    doc.table(header, [[s, m.get("n", m.get("n_avd", "")), *[fmt_metric(k, m.get(k)) for k, _ in keys]]
+                       for s, m in splits.items()])
+
+
+def _per_class_section(doc: Doc, figures: Figures, run: RunOutputs, label: str, split: str, m: dict,
+                       figure: Path) -> None:
+    """Precision/recall/F1/support per class on one split, and its confusion-matrix figure."""
+    pc = per_class(m["confusion"])
+    doc.h(3, f"{label} — {split}: per class")
+    doc.table(["class", "name", "precision", "recall", "F1", "support"],
+              [[c, n, pct(pc["precision"][j]), pct(pc["recall"][j]), pct(pc["f1"][j]), int(pc["support"][j])]
+               for j, (c, n) in enumerate(zip(run.letters, run.names))])
+    figures.add(figure, f"confusion matrix {label} {split}", confusion_figure, m["confusion"], run.letters,
+                f"{label} — {split}: Macro-F1 {pct(m.get('macro_f1'))} %, UA "
+                f"{pct(m.get('balanced_accuracy'))} %, n = {m.get('n')}", names=run.names)
+
+
+def _decision_section(doc: Doc, d: dict) -> None:
+    """A run's decision.json: its biases, Macro-F1/UA before and after per split, and the out-of-fold estimate."""
+    doc.p(f"Decision `{d.get('method')}` (decision.json): bias "
+          + ", ".join(f"{c} {b:+.3f}" for c, b in zip(d.get("classes", []), d.get("bias", []))))
+    rows = [[s, pct(v["before"]["macro_f1"]), pct(v["after"]["macro_f1"]),
+             pct(v["before"]["balanced_accuracy"]), pct(v["after"]["balanced_accuracy"])]
+            for s, v in d.get("splits", {}).items()]
+    if rows:
+        doc.table(["split", "Macro-F1 before", "after", "UA before", "after"], rows)
+    if "cv" in d:
+        doc.p(f"Out-of-fold estimate on dev ({d['cv']['folds']} folds): Macro-F1 "
+              f"{pct(d['cv']['macro_f1_untuned'])} -> {pct(d['cv']['macro_f1_oof'])}")
+
+
+def _write_documents(doc: Doc, out: Path, title: str, html_page: bool) -> list[Path]:
+    """report.md, and report.html with the figures embedded when `html_page`; returns the files written."""
+    (out / "report.md").write_text(doc.markdown())
+    files = [out / "report.md"]
+    if html_page:
+        (out / "report.html").write_text(doc.html(title))
+        files.append(out / "report.html")
+    return files

@@ -19,7 +19,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -35,9 +34,9 @@ from .losses import Objective, Targets, class_weights, mixed
 from .model import FusionHead, HeadSpec
 from .plan import data_seed
 from .prepare import autocast, batch_inputs, residency
-from .rundir import RunResult, write_epochs, write_json, write_predictions
+from .rundir import RunDir
 from .schedule import LearningRate, WeightAverage
-from .scoring import evaluate, infer, selection_value
+from .scoring import evaluate, infer, selection_value, write_scored_splits
 
 
 class _RandomState:
@@ -66,8 +65,7 @@ class HeadRun:
         self.cfg, self.prep = cfg, dataclasses.replace(prep, cfg=cfg)
         table, device = prep.table, prep.device
         self.task = cfg.resolved_task()
-        self.out = Path(cfg.out)
-        self.out.mkdir(parents=True, exist_ok=True)
+        self.run = RunDir(cfg.out)
         C = len(table.classes)
         self.weights = np.ones(C, np.float32)
         if self.task in ("class", "both"):
@@ -107,7 +105,7 @@ class HeadRun:
             "data_seed": data_seed(cfg), "batch_order": batch_order(cfg, placement),
             "window_rows": window_rows,  # rows sorted by length together (a bucket, or the shuffle buffer)
         }
-        write_json(self.out / "config.json", {**cfg.to_dict(), "resolved": self.info})
+        self.run.config({**cfg.to_dict(), "resolved": self.info})
         self.epochs: list[dict] = []
         self.best_value, self.best_epoch, self.best_state, self.since_best = -math.inf, 0, None, 0
         self.sampler, self.active, self.first_step_s = cfg.sampler, True, None
@@ -176,7 +174,7 @@ class HeadRun:
                   "gather_s": gather.get("build_s", 0.0), "gather_wait_s": gather.get("wait_s", 0.0),
                   **{f"dev_{k}": v for k, v in metrics.items()}}
         self.epochs.append(record)
-        write_epochs(self.out, self.epochs)
+        self.run.epochs(self.epochs)
         if verbose:
             print(f"epoch {epoch:>2}  loss {train_loss:.4f}  dev {self.metric_name} {value:.4f}"
                   f"{'  *' if improved else ''}  ({record['epoch_s']:.1f} s)", flush=True)
@@ -185,7 +183,7 @@ class HeadRun:
 
     # ------------------------------------------------------------------------------- the run directory
     def finish(self, t_start: float, t_loaded: float, verbose: bool):
-        cfg, prep, table, out, model = self.cfg, self.prep, self.prep.table, self.out, self.model
+        cfg, prep, table, model = self.cfg, self.prep, self.prep.table, self.model
         if self.best_state is None:
             raise HeadError(f"no epoch gave a finite dev {self.metric_name} (selection metric); check the dev labels "
                             f"of split {cfg.dev_split!r} and --select")
@@ -193,23 +191,12 @@ class HeadRun:
         self.info.update(best_epoch=self.best_epoch, selection_value=self.best_value,
                          layer_weights=model.layer_weights())
         if cfg.save_checkpoint:
-            save_head(out / "best.safetensors", model, {**self.info, "config": cfg.to_dict()})
-        splits: dict[str, dict] = {}
-        for split, rows in prep.predict.items():
-            if not len(rows):
-                continue
-            pred, _ = infer(model, prep, rows)
-            write_predictions(out / f"predictions_{split}.csv", [table.ids[i] for i in rows], table.classes.letters,
-                              table.letter[rows].tolist(), pred, table.attributes[rows])
-            m = evaluate(prep, rows, pred)
-            if m:
-                splits[split] = m
-        dev_pred, _ = infer(model, prep, prep.dev)
-        splits[cfg.dev_split] = {**splits.get(cfg.dev_split, {}), **evaluate(prep, prep.dev, dev_pred)}
-        splits = {cfg.dev_split: splits.pop(cfg.dev_split), **splits}
+            save_head(self.run.path / "best.safetensors", model, {**self.info, "config": cfg.to_dict()})
+        splits, _ = write_scored_splits(self.run, prep, lambda rows: infer(model, prep, rows)[0],
+                                        infer(model, prep, prep.dev)[0])
         epoch_times = [e["train_s"] for e in self.epochs]
         summary = {
-            "out": str(out), "dev_split": cfg.dev_split, "best_epoch": self.best_epoch,
+            "out": str(self.run.path), "dev_split": cfg.dev_split, "best_epoch": self.best_epoch,
             "epochs_run": len(self.epochs), "selection": {"metric": self.metric_name, "value": self.best_value},
             "splits": splits,
             "timing": {"total_s": time.perf_counter() - t_start, "load_s": t_loaded - t_start,
@@ -218,8 +205,7 @@ class HeadRun:
                                                                               for e in self.epochs]))},
             "class_weights": self.weights.tolist(), "classes": list(table.classes.letters), "notes": prep.notes,
         }
-        write_json(out / "metrics.json", summary)
-        result = RunResult(out, summary)
+        result = self.run.metrics(summary)
         if verbose:
             print(result.table(), flush=True)
         return result

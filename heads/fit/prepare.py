@@ -128,27 +128,52 @@ def prepare(cfg: HeadConfig, table: LabelTable, pool: FeaturePool, device: torch
     task = cfg.resolved_task()
     notes: list[str] = []
     train, dev, predict = select_rows(cfg, table)
-    C = len(table.classes)
     if task in ("class", "both"):
-        counts = table.class_counts(train)
-        if cfg.soft_labels:  # soft training needs every class to carry some mass somewhere
-            counts = counts + (np.nan_to_num(table.soft(cfg.soft_labels)[train]).sum(0) > 0)
-        empty = [j for j in range(C) if counts[j] == 0]
-        if empty:
-            raise HeadError(f"class(es) {', '.join(_class_name(table, j) for j in empty)} have no samples in split "
-                            f"{cfg.train_split!r}: check --classes / the label file, or the filters applied")
-        dev_counts = table.class_counts(dev)
-        dev_empty = [j for j in range(C) if dev_counts[j] == 0]
-        if dev_empty:
-            msg = (f"class(es) {', '.join(_class_name(table, j) for j in dev_empty)} have no samples in split "
-                   f"{cfg.dev_split!r}, so dev Macro-F1 counts them as 0")
-            if not cfg.allow_empty_classes:
-                raise HeadError(msg + " (pass --allow-empty-classes to accept)")
-            warnings.warn(msg, stacklevel=2)
+        _check_class_counts(cfg, table, train, dev)
     # features: everything that will be touched must be in the cache
     needed = np.unique(np.concatenate([train, dev, *predict.values()]))
     modalities = build_modalities(pool, cfg.features, cfg.text_features, table, needed, cfg.max_seconds,
                                   cfg.allow_human_text, cfg.resident_dtype)
+    train, dev, predict = _rows_in_cache(cfg, table, modalities, train, dev, predict, notes)
+    if task in ("class", "both") and not cfg.soft_labels:
+        counts = table.class_counts(train)
+        if (counts == 0).any():
+            raise HeadError(f"after dropping missing utterances, class(es) "
+                            f"{', '.join(_class_name(table, j) for j in np.flatnonzero(counts == 0))} have no "
+                            "training samples")
+    soft_t, annot_t = _soft_targets(cfg, table, train, device, notes)
+    low, high = _avd_range(task, table, train)
+    main = modalities.get("audio") or modalities["text"]  # batches are sorted by the dominant modality
+    return Prepared(cfg, table, modalities, device, train, dev, predict, _sampler_groups(cfg, table, train),
+                    main.lengths, torch.as_tensor(table.label).to(device), torch.as_tensor(table.attributes).to(device),
+                    torch.as_tensor(table.gender).to(device), soft_t, annot_t, (low.tolist(), high.tolist()), notes)
+
+
+def _check_class_counts(cfg: HeadConfig, table: LabelTable, train: np.ndarray, dev: np.ndarray) -> None:
+    """Every class must be trainable; a class missing from dev is scored 0, so it needs --allow-empty-classes."""
+    C = len(table.classes)
+    counts = table.class_counts(train)
+    if cfg.soft_labels:  # soft training needs every class to carry some mass somewhere
+        counts = counts + (np.nan_to_num(table.soft(cfg.soft_labels)[train]).sum(0) > 0)
+    empty = [j for j in range(C) if counts[j] == 0]
+    if empty:
+        raise HeadError(f"class(es) {', '.join(_class_name(table, j) for j in empty)} have no samples in split "
+                        f"{cfg.train_split!r}: check --classes / the label file, or the filters applied")
+    dev_counts = table.class_counts(dev)
+    dev_empty = [j for j in range(C) if dev_counts[j] == 0]
+    if dev_empty:
+        msg = (f"class(es) {', '.join(_class_name(table, j) for j in dev_empty)} have no samples in split "
+               f"{cfg.dev_split!r}, so dev Macro-F1 counts them as 0")
+        if not cfg.allow_empty_classes:
+            raise HeadError(msg + " (pass --allow-empty-classes to accept)")
+        warnings.warn(msg, stacklevel=3)
+
+
+def _rows_in_cache(cfg: HeadConfig, table: LabelTable, modalities: dict[str, Modality], train: np.ndarray,
+                   dev: np.ndarray, predict: dict[str, np.ndarray], notes: list[str]
+                   ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """The rows of each role that every feature set has. A labelled row missing from the cache is an error
+    (or dropped with --drop-missing); a split absent from the cache altogether is skipped unless asked for."""
     must = {"train": train, "dev": dev}
     for split, rows in predict.items():
         if split == cfg.dev_split:
@@ -176,41 +201,44 @@ def prepare(cfg: HeadConfig, table: LabelTable, pool: FeaturePool, device: torch
     predict = {s: r[present[r]] for s, r in predict.items()}
     if not len(train) or not len(dev):
         raise HeadError("no training or dev samples left after dropping utterances missing from the cache")
-    if task in ("class", "both") and not cfg.soft_labels:
-        counts = table.class_counts(train)
-        if (counts == 0).any():
-            raise HeadError(f"after dropping missing utterances, class(es) "
-                            f"{', '.join(_class_name(table, j) for j in np.flatnonzero(counts == 0))} have no "
-                            "training samples")
+    return train, dev, predict
 
-    # targets, on the compute device
-    soft_t = annot_t = None
-    if cfg.soft_labels:
-        soft = table.soft(cfg.soft_labels)
-        fallback = ~np.isfinite(soft).all(1) & (table.label >= 0)
-        n_fb = int(fallback[train].sum())
-        if n_fb:
-            notes.append(f"{n_fb} training utterance(s) without a class mention in the detailed labels use their "
-                         "one-hot consensus label")
-        soft[fallback] = np.eye(C, dtype=np.float32)[table.label[fallback]]
-        soft_t = torch.as_tensor(soft).to(device)
-        if cfg.annotation_dropout > 0:
-            annot_t = torch.as_tensor(table.annotations[cfg.soft_labels]).to(device)
+
+def _soft_targets(cfg: HeadConfig, table: LabelTable, train: np.ndarray, device: torch.device, notes: list[str]
+                  ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """--soft-labels: the annotator distributions (one-hot consensus where no annotator named a class), and the
+    per-annotator mentions that --annotation-dropout redraws them from."""
+    if not cfg.soft_labels:
+        return None, None
+    soft = table.soft(cfg.soft_labels)
+    fallback = ~np.isfinite(soft).all(1) & (table.label >= 0)
+    n_fb = int(fallback[train].sum())
+    if n_fb:
+        notes.append(f"{n_fb} training utterance(s) without a class mention in the detailed labels use their "
+                     "one-hot consensus label")
+    soft[fallback] = np.eye(len(table.classes), dtype=np.float32)[table.label[fallback]]
+    annot_t = torch.as_tensor(table.annotations[cfg.soft_labels]).to(device) if cfg.annotation_dropout > 0 else None
+    return torch.as_tensor(soft).to(device), annot_t
+
+
+def _sampler_groups(cfg: HeadConfig, table: LabelTable, train: np.ndarray) -> np.ndarray:
+    """The sampler group of every training row: its class, or one group per non-class code (O, X), or one for
+    every other row without a class."""
+    C = len(table.classes)
     groups = table.label[train].copy()
     non_class = groups < 0
     if non_class.any():
-        # one sampler group per non-class code (O, X), one for every other row without a class
         codes = {code: C + k for k, code in enumerate(get_corpus(cfg.corpus).non_class)}
         groups[non_class] = [codes.get(str(letter), C + len(codes)) for letter in table.letter[train][non_class]]
+    return groups
+
+
+def _avd_range(task: str, table: LabelTable, train: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The training range of each attribute (the A/V/D head's output scale); 1..7 without A/V/D targets."""
     avd = table.attributes
     low = np.nanmin(avd[train], axis=0) if task in ("avd", "both") else np.ones(3, np.float32)
     high = np.nanmax(avd[train], axis=0) if task in ("avd", "both") else np.full(3, 7.0, np.float32)
-    low, high = np.nan_to_num(low, nan=1.0), np.nan_to_num(high, nan=7.0)
-    main = modalities.get("audio") or modalities["text"]  # batches are sorted by the dominant modality
-    return Prepared(cfg, table, modalities, device, train, dev, predict, groups, main.lengths,
-                    torch.as_tensor(table.label).to(device), torch.as_tensor(avd).to(device),
-                    torch.as_tensor(table.gender).to(device), soft_t, annot_t,
-                    (low.tolist(), high.tolist()), notes)
+    return np.nan_to_num(low, nan=1.0), np.nan_to_num(high, nan=7.0)
 
 
 def seed_everything(seed: int) -> None:

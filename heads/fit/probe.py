@@ -32,8 +32,8 @@ from ..errors import HeadError
 from .checkpoint import FORMAT, check_info, load_head, provenance, read_metadata
 from .config import HeadConfig, selection_metric
 from .prepare import prepare, seed_everything
-from .rundir import RunResult, write_epochs, write_json, write_predictions
-from .scoring import evaluate, selection_value
+from .rundir import RunDir
+from .scoring import evaluate, selection_value, write_scored_splits
 
 GRID = (0.01, 0.1, 1.0, 10.0)  # regularisation strengths tried, weakest regularisation last
 MAX_ITER = 1000
@@ -253,42 +253,28 @@ def train_probe(cfg: HeadConfig, table, pool, device: torch.device, verbose: boo
         "device": str(device), "placement": pool.placement, "selection_metric": metric_name, "notes": notes,
         "torch": torch.__version__, "probe": probe_info,
     }
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "config.json", {**cfg.to_dict(), "resolved": info})
+    run = RunDir(cfg.out)
+    run.config({**cfg.to_dict(), "resolved": info})
     info.update(best_epoch=1, selection_value=fit.value, layer_weights={})
     if cfg.save_checkpoint:
-        head.save(out / "best.safetensors", {**info, "config": cfg.to_dict()})
-
-    splits: dict[str, dict] = {}
-    for split, rows in prep.predict.items():
-        if not len(rows):
-            continue
-        pred = head.predict_table(prep.modalities, rows, batch)
-        write_predictions(out / f"predictions_{split}.csv", [table.ids[i] for i in rows], table.classes.letters,
-                          table.letter[rows].tolist(), pred, table.attributes[rows])
-        m = evaluate(prep, rows, pred)
-        if m:
-            splits[split] = m
+        head.save(run.path / "best.safetensors", {**info, "config": cfg.to_dict()})
     dev_pred = {"probs": head.predict_proba(X_dev)}
-    dev_metrics = evaluate(prep, prep.dev, dev_pred)
-    splits[cfg.dev_split] = {**splits.get(cfg.dev_split, {}), **dev_metrics}
-    splits = {cfg.dev_split: splits.pop(cfg.dev_split), **splits}
+    splits, dev_metrics = write_scored_splits(run, prep, lambda rows: head.predict_table(prep.modalities, rows, batch),
+                                              dev_pred)
     epoch = {"epoch": 1, "train_loss": _log_loss(head.predict_proba(X_train), y_train),
              "dev_loss": _log_loss(dev_pred["probs"], y_dev), "selection": fit.value, "best": True, "C": head.C,
              "train_s": t_fit, "epoch_s": t_fit, "padding_waste": 0.0, "batches": 0,
              **{f"dev_{k}": v for k, v in dev_metrics.items()}}
-    write_epochs(out, [epoch])
+    run.epochs([epoch])
     summary = {
-        "out": str(out), "dev_split": cfg.dev_split, "best_epoch": 1, "epochs_run": 1,
+        "out": str(run.path), "dev_split": cfg.dev_split, "best_epoch": 1, "epochs_run": 1,
         "selection": {"metric": metric_name, "value": fit.value}, "splits": splits,
         "timing": {"total_s": time.perf_counter() - t_start, "load_s": t_loaded - t_start, "first_step_s": 0.0,
                    "epoch_s_mean": t_fit, "epoch_s": [t_fit], "padding_waste": 0.0},
         "class_weights": weights.tolist(), "classes": list(table.classes.letters), "notes": notes,
         "probe": probe_info,
     }
-    write_json(out / "metrics.json", summary)
-    result = RunResult(out, summary)
+    result = run.metrics(summary)
     if verbose:
         print(f"probe: logistic regression on {'+'.join(names)} ({X_train.shape[1]} dims), C = {head.C:g} chosen on "
               f"dev {metric_name}", flush=True)

@@ -14,7 +14,12 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from ..inputs.labels import ATTRIBUTES, LabelTable
 from .metrics import DEFINITIONS
+
+RUN_CONFIG = "config.json"  # a trained head's config (with its resolved values)
+ENSEMBLE_CONFIG = "ensemble.json"  # an ensemble's members and rule, in place of config.json
+METRICS_FILE = "metrics.json"
 
 
 def _clean(value: Any) -> Any:
@@ -40,40 +45,100 @@ def flat_epoch(row: dict) -> dict:
     return {k: v for k, v in row.items() if not isinstance(v, (dict, list))}
 
 
-def write_epochs(out: Path, epochs: list[dict]) -> None:
-    write_json(out / "epochs.json", epochs)
-    rows = [flat_epoch(e) for e in epochs]
-    keys = list(dict.fromkeys(k for r in rows for k in r))
-    with open(out / "epochs.csv", "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=keys)
-        writer.writeheader()
-        writer.writerows(rows)
+@dataclass
+class SplitOutputs:
+    """One split of one run: truth and outputs aligned with `ids`."""
+
+    ids: list[str]
+    truth: np.ndarray  # object: corpus code as written ('' when unknown)
+    label: np.ndarray  # int64 class index, -1 = no class (O/X, other corpus codes, unlabelled)
+    probs: np.ndarray | None = None  # [N, C] as written (6 decimals)
+    decision: np.ndarray | None = None  # [N] int64: the run's own predicted class (Prediction column)
+    avd_true: np.ndarray | None = None  # [N, 3] NaN where unknown
+    avd_pred: np.ndarray | None = None  # [N, 3]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def take(self, index: np.ndarray) -> "SplitOutputs":
+        def pick(a: np.ndarray | None) -> np.ndarray | None:
+            return None if a is None else a[index]
+
+        return SplitOutputs([self.ids[i] for i in index], self.truth[index], self.label[index], pick(self.probs),
+                            pick(self.decision), pick(self.avd_true), pick(self.avd_pred))
 
 
-def write_predictions(path: Path, ids: Sequence[str], letters: Sequence[str], true_letter: Sequence[str],
-                      pred: dict[str, np.ndarray], attributes: np.ndarray | None) -> None:
-    """One row per utterance: truth, prediction, the per-class probabilities and A/V/D if predicted."""
+
+def write_predictions(path: Path, out: SplitOutputs, letters: Sequence[str],
+                      extra: dict[str, np.ndarray] | None = None) -> None:
+    """predictions_<split>.csv in the trainer's layout; `decision` is written as Prediction (it need not be
+    the argmax of the probabilities, e.g. after a tie rule or a bias), `extra` columns are appended."""
     header = ["FileName"]
-    if "probs" in pred:
+    if out.probs is not None:
         header += ["EmoClass", "Prediction", *[f"prob_{c}" for c in letters]]
-    if "avd" in pred:
-        header += ["EmoAct", "EmoVal", "EmoDom", "pred_EmoAct", "pred_EmoVal", "pred_EmoDom"]
-    if "gender" in pred:
-        header += ["prob_female", "prob_male"]
+    if out.avd_pred is not None:
+        header += [*ATTRIBUTES, *[f"pred_{a}" for a in ATTRIBUTES]]
+    extra = extra or {}
+    header += list(extra)
     with open(path, "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(header)
-        for i, uid in enumerate(ids):
+        for i, uid in enumerate(out.ids):
             row: list[Any] = [uid]
-            if "probs" in pred:
-                p = pred["probs"][i]
-                row += [true_letter[i], letters[int(np.argmax(p))], *[f"{v:.6f}" for v in p]]
-            if "avd" in pred:
-                row += [("" if not np.isfinite(v) else f"{v:.4f}") for v in attributes[i]]
-                row += [f"{v:.4f}" for v in pred["avd"][i]]
-            if "gender" in pred:
-                row += [f"{v:.6f}" for v in pred["gender"][i]]
+            if out.probs is not None:
+                row += [out.truth[i], letters[int(out.decision[i])], *[f"{v:.6f}" for v in out.probs[i]]]
+            if out.avd_pred is not None:
+                true = out.avd_true[i] if out.avd_true is not None else np.full(3, np.nan)
+                row += [("" if not np.isfinite(v) else f"{v:.4f}") for v in true]
+                row += [f"{v:.4f}" for v in out.avd_pred[i]]
+            row += [(f"{v[i]:.6f}" if isinstance(v[i], (float, np.floating)) else str(v[i])) for v in extra.values()]
             writer.writerow(row)
+
+
+
+
+def split_outputs(table: LabelTable, rows: np.ndarray, pred: dict[str, np.ndarray]) -> tuple[SplitOutputs, dict]:
+    """A head's outputs for table rows as one split of predictions (the truth as the corpus wrote it), and the
+    extra columns (gender probabilities of --aux gender)."""
+    out = SplitOutputs([table.ids[i] for i in rows], table.letter[rows].copy(), table.label[rows].copy())
+    if "probs" in pred:
+        out.probs = pred["probs"].astype(np.float64)
+        out.decision = out.probs.argmax(1)
+    if "avd" in pred:
+        out.avd_pred = pred["avd"].astype(np.float64)
+        out.avd_true = table.attributes[rows].astype(np.float64)
+    extra = {"prob_female": pred["gender"][:, 0], "prob_male": pred["gender"][:, 1]} if "gender" in pred else {}
+    return out, extra
+
+
+class RunDir:
+    """The one writer of a run directory: config.json (ensemble.json for an ensemble), epochs.json / epochs.csv,
+    predictions_<split>.csv and metrics.json. Trainers and ensembles write through it; after/outputs.py reads
+    what it wrote. Per-epoch logs are rewritten after every epoch, so a killed run still documents what it did."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.mkdir(parents=True, exist_ok=True)
+
+    def config(self, values: dict[str, Any], ensemble: bool = False) -> None:
+        write_json(self.path / (ENSEMBLE_CONFIG if ensemble else RUN_CONFIG), values)
+
+    def epochs(self, epochs: list[dict]) -> None:
+        write_json(self.path / "epochs.json", epochs)
+        rows = [flat_epoch(e) for e in epochs]
+        keys = list(dict.fromkeys(k for r in rows for k in r))
+        with open(self.path / "epochs.csv", "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=keys)
+            writer.writeheader()
+            writer.writerows(rows)
+
+    def predictions(self, split: str, out: SplitOutputs, letters: Sequence[str],
+                    extra: dict[str, np.ndarray] | None = None) -> None:
+        write_predictions(self.path / f"predictions_{split}.csv", out, letters, extra)
+
+    def metrics(self, summary: dict[str, Any]) -> "RunResult":
+        write_json(self.path / METRICS_FILE, summary)
+        return RunResult(self.path, summary)
 
 
 def _fmt(value: Any, pct: bool = False) -> str:

@@ -3,7 +3,7 @@ value that selects the best epoch."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -12,6 +12,7 @@ from .losses import Objective, probabilities
 from .metrics import balanced_subsample, classification_metrics, regression_metrics
 from .model import FusionHead
 from .prepare import Prepared, autocast, batch_inputs
+from .rundir import RunDir, split_outputs
 
 
 @torch.no_grad()
@@ -82,3 +83,23 @@ def selection_value(prep: Prepared, rows: np.ndarray, pred: dict[str, np.ndarray
     groups = np.where(labels >= 0, labels, -1)
     return balanced_subsample(score, groups, len(table.classes), cfg.balanced_k, cfg.balanced_trials, seed)
 
+
+
+def write_scored_splits(run: RunDir, prep: Prepared, predict: Callable[[np.ndarray], dict[str, np.ndarray]],
+                        dev_pred: dict[str, np.ndarray]) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+    """Write predictions_<split>.csv for every split to predict and score the labelled ones; dev is scored on the
+    rows selection used (`dev_pred`) and comes first. Returns the per-split metrics and dev's."""
+    table, dev_split = prep.table, prep.cfg.dev_split
+    splits: dict[str, dict[str, Any]] = {}
+    for split, rows in prep.predict.items():
+        if not len(rows):
+            continue
+        pred = predict(rows)
+        outputs, extra = split_outputs(table, rows, pred)
+        run.predictions(split, outputs, table.classes.letters, extra)
+        metrics = evaluate(prep, rows, pred)
+        if metrics:
+            splits[split] = metrics
+    dev_metrics = evaluate(prep, prep.dev, dev_pred)
+    splits[dev_split] = {**splits.get(dev_split, {}), **dev_metrics}
+    return {dev_split: splits.pop(dev_split), **splits}, dev_metrics

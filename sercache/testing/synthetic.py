@@ -46,6 +46,14 @@ def _split_letters(n: int, probs: np.ndarray, rng: np.random.Generator, min_per_
     return [letters[i] for i in rng.permutation(len(letters))]
 
 
+# split name in the label file -> SyntheticCorpus.ids key, and the offset that keeps its speakers apart
+SPLIT_KEYS = {"Train": "train", "Development": "dev", "Test1": "test1"}
+SPEAKER_OFFSETS = {"Train": 0, "Development": 100, "Test1": 200}
+CLASS_INDEX = {c: i for i, c in enumerate(MSP_CLASSES)}
+LabelRow = tuple[str, str, str, int, str]  # (id, letter, split, gender, speaker)
+FeatureSetSpec = tuple[str, str, list[int], np.ndarray]  # (name, kind, frame shape, frames per utterance)
+
+
 def make_synthetic_corpus(root: str | Path, n_train: int = 400, n_dev: int = 120, n_test: int = 80,
                           audio_dim: int = 32, text_dim: int = 16, audio_layers: int = 1, mean_seconds: float = 5.8,
                           std_seconds: float = 2.4, max_seconds: float = 12.0, frame_rate: float = 50.0,
@@ -56,18 +64,53 @@ def make_synthetic_corpus(root: str | Path, n_train: int = 400, n_dev: int = 120
                           write_features: bool = True) -> SyntheticCorpus:
     """Write store + label files under `root`. Sizes are parameters so tests stay tiny and the
     benchmark can approach MSP-Podcast train (53,386 utterances, mean 5.8 s, 50 frames/s)."""
-    from tqdm.auto import tqdm
-
+    # Every step draws from the one generator, in this order: label rows, consensus attributes, detailed
+    # votes, audio directions, audio lengths, text lengths and directions, then the frames of each set.
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
+    rows, ids = _label_rows(_split_spec(n_train, n_dev, n_test, class_counts), ox_fraction, rng)
+    consensus, detailed = root / "labels_consensus.csv", root / "labels_detailed.csv"
+    attrs = _write_consensus(consensus, rows, rng)
+    _write_detailed(detailed, rows, attrs, rng, detailed_layout)
+
+    # features: class / attribute / gender directions plus unit noise, per frame
+    store_path = root / "store"
+    store = Store.create(store_path, backend=backend)
+    audio_name, text_name = "synthetic-audio/L-1" if audio_layers == 1 else "synthetic-audio/all", None
+    frame_shape = [audio_dim] if audio_layers == 1 else [audio_layers, audio_dim]
+    means = FrameMeans(_unit_directions(rng, len(MSP_CLASSES) + 5, audio_dim), attrs, signal, text_signal)
+    lengths = _audio_lengths(rng, len(rows), mean_seconds * frame_rate, std_seconds * frame_rate,
+                             max_seconds * frame_rate)
+    sets: list[FeatureSetSpec] = [(audio_name, "audio", frame_shape, lengths)]
+    if with_text:
+        text_name = "synthetic-text/mean-4..-1"
+        text_lengths = np.maximum(3, rng.poisson(text_tokens, len(rows))).astype(np.int64)
+        sets.append((text_name, "text", [text_dim], text_lengths))
+        means.text_directions = _unit_directions(rng, len(MSP_CLASSES), text_dim)
+    storage = StorageConfig(backend=backend, dtype=dtype)
+    for spec in (sets if write_features else []):
+        _write_feature_set(FeatureSetWriter(store, spec[0], storage), spec, rows, means, rng, frame_rate,
+                           part_frames, progress)
+    return SyntheticCorpus(root, store_path, consensus, detailed, audio_name, text_name, ids)
+
+
+def _split_spec(n_train: int, n_dev: int, n_test: int,
+                class_counts: dict[str, int] | None) -> list[tuple[str, int, np.ndarray]]:
+    """(split, size, class probabilities): train and dev follow the class prior, the test split is balanced."""
     counts = np.array([(class_counts or MSP_TRAIN_COUNTS)[c] for c in MSP_CLASSES], dtype=float)
     prior = counts / counts.sum()
     uniform = np.full(len(MSP_CLASSES), 1.0 / len(MSP_CLASSES))
-    rows = []  # (id, letter, split, gender, speaker)
-    spec = [("Train", n_train, prior), ("Development", n_dev, prior), ("Test1", n_test, uniform)]
-    number = 0
+    return [("Train", n_train, prior), ("Development", n_dev, prior), ("Test1", n_test, uniform)]
+
+
+def _label_rows(spec: Sequence[tuple[str, int, np.ndarray]], ox_fraction: float,
+                rng: np.random.Generator) -> tuple[list[LabelRow], dict[str, list[str]]]:
+    """The utterances of every split in file order, each split followed by its O/X samples; and the ids per
+    split."""
+    rows: list[LabelRow] = []
     ids: dict[str, list[str]] = {}
+    number = 0
     for split, n, p in spec:
         letters = _split_letters(n, p, rng, min_per_class=2 if n >= 16 else 0)
         n_ox = int(round(ox_fraction * n))
@@ -75,86 +118,106 @@ def make_synthetic_corpus(root: str | Path, n_train: int = 400, n_dev: int = 120
             number += 1
             letter = letters[i] if i < n else ("O" if i % 2 else "X")
             uid = f"MSP-PODCAST_{number // 50 + 1:04d}_{number % 50 + 1:04d}.wav"
-            speaker = str(rng.integers(1, 40) + {"Train": 0, "Development": 100, "Test1": 200}[split])
+            speaker = str(rng.integers(1, 40) + SPEAKER_OFFSETS[split])
             rows.append((uid, letter, split, int(rng.integers(0, 2)), speaker))
-            ids.setdefault({"Train": "train", "Development": "dev", "Test1": "test1"}[split], []).append(uid)
+            ids.setdefault(SPLIT_KEYS[split], []).append(uid)
+    return rows, ids
 
-    # consensus labels with attributes
-    consensus = root / "labels_consensus.csv"
+
+def _write_consensus(path: Path, rows: Sequence[LabelRow], rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """labels_consensus.csv with noisy class-mean attributes; returns each utterance's (A, V, D)."""
     attrs = {}
-    with open(consensus, "w", newline="") as handle:
+    with open(path, "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["FileName", "EmoClass", "EmoAct", "EmoVal", "EmoDom", "SpkrID", "Gender", "Split_Set"])
         for uid, letter, split, gender, speaker in rows:
             a = np.clip(np.array(AVD_MEANS[letter]) + rng.normal(0, 0.6, 3), 1, 7).round(1)
             attrs[uid] = a
             writer.writerow([uid, letter, *[f"{v:.1f}" for v in a], speaker, ("Female", "Male")[gender], split])
-    detailed = root / "labels_detailed.csv"
-    _write_detailed(detailed, rows, attrs, rng, detailed_layout)
+    return attrs
 
-    # features: class / attribute / gender directions plus unit noise, per frame
-    C = len(MSP_CLASSES)
-    store_path = root / "store"
-    store = Store.create(store_path, backend=backend)
-    audio_name, text_name = "synthetic-audio/L-1" if audio_layers == 1 else "synthetic-audio/all", None
-    frame_shape = [audio_dim] if audio_layers == 1 else [audio_layers, audio_dim]
-    directions = rng.normal(size=(C + 5, audio_dim)).astype(np.float32)
+
+def _unit_directions(rng: np.random.Generator, n: int, dim: int) -> np.ndarray:
+    """`n` random float32 unit vectors of length `dim`: the directions that carry the signal."""
+    directions = rng.normal(size=(n, dim)).astype(np.float32)
     directions /= np.linalg.norm(directions, axis=1, keepdims=True)
-    letter_index = {c: i for i, c in enumerate(MSP_CLASSES)}
-    mean_frames, std_frames = mean_seconds * frame_rate, std_seconds * frame_rate
-    lengths = np.clip(rng.normal(mean_frames, std_frames, len(rows)), max(1, 0.2 * mean_frames),
-                      max_seconds * frame_rate).astype(np.int64)
+    return directions
 
-    def audio_mean(uid: str, letter: str, gender: int) -> np.ndarray:
-        v = np.zeros(audio_dim, np.float32)
-        if letter in letter_index:
-            v += signal * directions[letter_index[letter]]
-        a = (attrs[uid] - 4.0) / 3.0
-        v += signal * (a[0] * directions[C] + a[1] * directions[C + 1] + a[2] * directions[C + 2])
-        v += 0.5 * signal * (1 if gender else -1) * directions[C + 3]
+
+def _audio_lengths(rng: np.random.Generator, n: int, mean_frames: float, std_frames: float,
+                   max_frames: float) -> np.ndarray:
+    """Frames per utterance: normal around the mean, at least a fifth of it, at most `max_frames`."""
+    return np.clip(rng.normal(mean_frames, std_frames, n), max(1, 0.2 * mean_frames), max_frames).astype(np.int64)
+
+
+@dataclass
+class FrameMeans:
+    """The mean frame of each utterance, i.e. the signal a head has to find under the unit noise. Audio:
+    class, attribute and gender directions (rows C..C+3 of `audio_directions`); text: the class direction."""
+
+    audio_directions: np.ndarray
+    attrs: dict[str, np.ndarray]
+    signal: float
+    text_signal: float
+    text_directions: np.ndarray | None = None
+
+    def audio(self, uid: str, letter: str, gender: int) -> np.ndarray:
+        """Class (none for O/X) + arousal/valence/dominance + gender directions, scaled by `signal`."""
+        directions, C = self.audio_directions, len(MSP_CLASSES)
+        v = np.zeros(directions.shape[1], np.float32)
+        if letter in CLASS_INDEX:
+            v += self.signal * directions[CLASS_INDEX[letter]]
+        a = (self.attrs[uid] - 4.0) / 3.0
+        v += self.signal * (a[0] * directions[C] + a[1] * directions[C + 1] + a[2] * directions[C + 2])
+        v += 0.5 * self.signal * (1 if gender else -1) * directions[C + 3]
         return v
 
-    sets = [(audio_name, "audio", frame_shape, lengths)]
-    if with_text:
-        text_name = "synthetic-text/mean-4..-1"
-        text_lengths = np.maximum(3, rng.poisson(text_tokens, len(rows))).astype(np.int64)
-        sets.append((text_name, "text", [text_dim], text_lengths))
-        text_dirs = rng.normal(size=(C, text_dim)).astype(np.float32)
-        text_dirs /= np.linalg.norm(text_dirs, axis=1, keepdims=True)
-    storage = StorageConfig(backend=backend, dtype=dtype)
-    for name, kind, shape, lens in (sets if write_features else []):
-        writer = FeatureSetWriter(store, name, storage)
-        writer.ensure_metadata({
-            "model": f"synthetic-{kind}", "kind": kind, "frame_rate": frame_rate if kind == "audio" else None,
+    def add_to(self, x: np.ndarray, kind: str, row: LabelRow) -> None:
+        """Add the utterance's mean to its noise frames `x`, in place."""
+        uid, letter, _split, gender, _speaker = row
+        if kind == "audio":
+            mean = self.audio(uid, letter, gender)
+            if x.ndim == 3:
+                x[:, x.shape[1] // 2] += mean  # the signal lives in one layer: the mix has to find it
+            else:
+                x += mean
+        elif letter in CLASS_INDEX:
+            x += self.text_signal * self.text_directions[CLASS_INDEX[letter]]
+
+
+def _feature_set_metadata(kind: str, shape: Sequence[int], frame_rate: float) -> dict:
+    """What an extractor would record for this feature set (a single layer, or all layers)."""
+    return {"model": f"synthetic-{kind}", "kind": kind, "frame_rate": frame_rate if kind == "audio" else None,
             "sample_rate": 16000, "frame_shape": list(shape),
             "layers": "-1" if len(shape) == 1 else "all",
             "layer_indices": [-1] if len(shape) == 1 else list(range(shape[0])),
-            "reduction": "none" if kind == "audio" else "mean", "whisper_mode": None, "weights_sha256": None})
-        row_values = int(np.prod(shape))
-        budget = part_frames or max(1, (64 << 20) // (4 * row_values))  # about 64 MiB of float32 per part
-        part, records, frames_in_part = 0, [], 0
-        bar = tqdm(total=len(rows), desc=f"synthetic {name}", disable=not progress, unit="utt")
-        for i, (uid, letter, _split, gender, _speaker) in enumerate(rows):
-            T = int(lens[i])
-            x = rng.standard_normal((T, *shape), dtype=np.float32)
-            if kind == "audio":
-                mean = audio_mean(uid, letter, gender)
-                if len(shape) == 2:
-                    x[:, shape[0] // 2] += mean  # the signal lives in one layer: the mix has to find it
-                else:
-                    x += mean
-            elif letter in letter_index:
-                x += text_signal * text_dirs[letter_index[letter]]
-            records.append(UtteranceRecord(uid, x, fingerprint="synthetic", source="synthetic", source_stat=""))
-            frames_in_part += T
-            if frames_in_part >= budget:
-                writer.commit_part(part, records, frame_shape=list(shape))
-                part, records, frames_in_part = part + 1, [], 0
-            bar.update(1)
-        if records:
+            "reduction": "none" if kind == "audio" else "mean", "whisper_mode": None, "weights_sha256": None}
+
+
+def _write_feature_set(writer: FeatureSetWriter, spec: FeatureSetSpec, rows: Sequence[LabelRow], means: FrameMeans,
+                       rng: np.random.Generator, frame_rate: float, part_frames: int, progress: bool) -> None:
+    """Draw every utterance's frames (noise + mean) and commit them in parts of about `part_frames` frames."""
+    from tqdm.auto import tqdm
+
+    name, kind, shape, lengths = spec
+    writer.ensure_metadata(_feature_set_metadata(kind, shape, frame_rate))
+    row_values = int(np.prod(shape))
+    budget = part_frames or max(1, (64 << 20) // (4 * row_values))  # about 64 MiB of float32 per part
+    part, records, frames_in_part = 0, [], 0
+    bar = tqdm(total=len(rows), desc=f"synthetic {name}", disable=not progress, unit="utt")
+    for i, row in enumerate(rows):
+        T = int(lengths[i])
+        x = rng.standard_normal((T, *shape), dtype=np.float32)
+        means.add_to(x, kind, row)
+        records.append(UtteranceRecord(row[0], x, fingerprint="synthetic", source="synthetic", source_stat=""))
+        frames_in_part += T
+        if frames_in_part >= budget:
             writer.commit_part(part, records, frame_shape=list(shape))
-        bar.close()
-    return SyntheticCorpus(root, store_path, consensus, detailed, audio_name, text_name, ids)
+            part, records, frames_in_part = part + 1, [], 0
+        bar.update(1)
+    if records:
+        writer.commit_part(part, records, frame_shape=list(shape))
+    bar.close()
 
 
 def _write_detailed(path: Path, rows: Sequence[tuple], attrs: dict, rng: np.random.Generator, layout: str) -> None:
