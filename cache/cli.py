@@ -14,6 +14,7 @@ from .encoding import STORAGE_DTYPES
 from .layout import BACKENDS, CacheError
 from .parts import COMPRESSIONS
 from .store import FeatureSet, Store, open_store
+from .texts import TextSet, text_sets
 from .writer import FeatureSetWriter, StorageConfig, UtteranceRecord
 
 
@@ -149,8 +150,6 @@ def copy_feature_set(fs: FeatureSet, target: Store, dtype: str | None, compressi
 
 
 def _text_info(args: TextInfoOptions) -> int:
-    from .texts import TextSet, text_sets
-
     store = open_store(args.store)
     for name in text_sets(store):
         ts = TextSet(store, name)
@@ -161,8 +160,6 @@ def _text_info(args: TextInfoOptions) -> int:
 
 
 def _text_export(args: TextExportOptions) -> int:
-    from .texts import TextSet
-
     TextSet(open_store(args.store), args.name).export(args.to)
     print(f"{args.name}: written to {args.to}")
     return 0

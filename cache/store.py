@@ -13,6 +13,8 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
+from sercache import __version__
+
 from .encoding import checksum, decode
 from .layout import (
     FEATURESET_FILE,
@@ -316,8 +318,6 @@ class Store:
     @classmethod
     def create(cls, root: str | Path, backend: str = "zarr", exist_ok: bool = True) -> "Store":
         from datetime import datetime, timezone
-
-        from sercache import __version__
 
         root = Path(root)
         if (root / STORE_FILE).exists():

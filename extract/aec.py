@@ -23,6 +23,7 @@ from sercache.cache import Store, open_store
 from sercache.cache.texts import TextSet, TextSetWriter
 from sercache.errors import SercacheError
 
+from .encoder_base import weights_digest
 from .manifest import read_id_column
 from .text_metrics import TextScores, normalize, score
 
@@ -178,8 +179,6 @@ def format_scores(rows: dict[str, TextScores]) -> str:
 def correct_text_set(store: Store, source_name: str, model_path: str, name: str = "", batch_size: int = 32,
                      beam_size: int = 4, max_length: int = 128, device: str = "auto", progress: bool = True) -> str:
     """Write the model's corrections of every transcript in `source_name` as a new text set."""
-    from .encoders import weights_digest
-
     source = TextSet(store, source_name)
     leaf = Path(model_path.rstrip("/")).name
     name = name or f"corrected/{source_name.split('/')[-1]}+{leaf}"

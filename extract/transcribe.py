@@ -32,7 +32,9 @@ from sercache.cache import Store
 from sercache.cache.texts import TextSetWriter
 
 from .audio import SAMPLE_RATE, AudioError, load
+from .bundled import resolve_bundled
 from .config import ON_ERROR
+from .encoders import model_digest
 from .manifest import Utterance, load_manifest
 from .whisper import WHISPER_MODES
 
@@ -76,8 +78,6 @@ class FasterWhisperBackend:
     def __init__(self, cfg: TranscribeConfig):
         from faster_whisper import WhisperModel
 
-        from .bundled import resolve_bundled
-
         self.path = resolve_bundled(cfg.model) or cfg.model
         self.model = WhisperModel(self.path, device=_device(cfg.device), compute_type=cfg.compute_type)
         self.cfg = cfg
@@ -119,8 +119,6 @@ class FasterWhisperBackend:
 class OpenAIWhisperBackend:
     def __init__(self, cfg: TranscribeConfig):
         import whisper
-
-        from .bundled import resolve_bundled
 
         self.device = _device(cfg.device)
         self.path = resolve_bundled(cfg.model) or cfg.model
@@ -221,8 +219,6 @@ def run_transcription(cfg: TranscribeConfig) -> TranscriptionSummary:
         print(f"{name}: nothing to do; {summary.already_done} utterances already transcribed", file=sys.stderr)
         return summary
     backend = load_backend(cfg)
-    from .encoders import model_digest
-
     # everything `predict` needs to transcribe new audio the same way: weights hash, compute type, decoding
     writer.ensure_metadata({"kind": "asr", "model": cfg.model, "model_path": str(backend.path),
                             "weights_sha256": model_digest(str(backend.path)), "compute_type": cfg.compute_type,

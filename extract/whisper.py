@@ -21,7 +21,7 @@ import math
 import numpy as np
 import torch
 
-from .encoders import AudioEncoder, EncoderError
+from .encoder_base import AudioEncoder, EncoderError
 from .layers import LayerSpec
 
 WHISPER_MODES = ("padded", "trimmed")

@@ -176,7 +176,7 @@ def test_an_explicit_out_equal_to_the_default_is_not_reported_missing(tmp_path, 
 def test_every_input_error_derives_from_one_root():
     from sercache.cache import CacheError
     from sercache.extract.audio import AudioError
-    from sercache.extract.encoders import EncoderError
+    from sercache.extract.encoder_base import EncoderError
     from sercache.extract.layers import LayerSpecError
     from sercache.extract.manifest import ManifestError
     from sercache.extract.pipeline import ExtractionError
