@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from sercache.cli import Command
+from sercache.command import Command
 from sercache.dataclass_cli import add_dataclass_arguments, from_namespace
 
 from .encoding import STORAGE_DTYPES

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from sercache.cli import Command, run
+from sercache.command import Command, run
 from sercache.dataclass_cli import add_dataclass_arguments, from_namespace
 
 from .config import ExtractConfig
@@ -29,7 +29,7 @@ EXTRACT = Command(
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m sercache.extract.cli` (what torchrun runs), same as `extract-features`."""
-    return run("extract", argv, "extract-features")
+    return run(EXTRACT, argv, "extract-features")
 
 
 if __name__ == "__main__":

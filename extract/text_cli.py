@@ -1,7 +1,7 @@
 """Commands of the text branch: transcribe, import-transcripts, train-aec, correct-transcripts, evaluate-aec.
 
 Each command's options are a dataclass (the Python API's config where there is one), turned into flags
-by `sercache.dataclass_cli`; `sercache.cli` lists the commands.
+by `sercache.dataclass_cli`; `sercache.cli` lists the stages.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 
 from sercache.cache import Store, open_store
 from sercache.cache.texts import TextSetWriter
-from sercache.cli import Command
+from sercache.command import Command
 from sercache.dataclass_cli import add_dataclass_arguments, from_namespace
 
 from .aec import AECTrainConfig, correct_text_set, evaluate_text_sets, format_scores, read_splits, train_aec

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-from sercache.cli import Command, run
+from sercache.command import Command, run
 from sercache.dataclass_cli import add_dataclass_arguments, from_namespace, given
 
 from . import api
@@ -88,7 +88,7 @@ TRAIN = Command(
 
 def main(argv: Sequence[str] | None = None) -> int:
     """`python -m sercache.heads.cli` (what torchrun runs), same as `train-head`."""
-    return run("train", None if argv is None else list(argv), "train-head")
+    return run(TRAIN, None if argv is None else list(argv), "train-head")
 
 
 if __name__ == "__main__":

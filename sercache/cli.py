@@ -12,22 +12,11 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-import textwrap
 from dataclasses import dataclass
 from typing import Callable
 
-from . import __version__
-from .errors import run_command
-
-
-@dataclass(frozen=True)
-class Command:
-    """One stage's command line: what adds its options to a parser, and what runs the parsed namespace."""
-
-    configure: Callable[[argparse.ArgumentParser], None]
-    run: Callable[[argparse.Namespace], int | None]
-    description: str
-    epilog: str = ""
+from . import __version__, command
+from .command import HelpFormatter
 
 
 @dataclass(frozen=True)
@@ -65,42 +54,20 @@ STAGES = (
 _BY_NAME = {name: stage for stage in STAGES for name in (stage.name, *stage.aliases)}
 
 
-class HelpFormatter(argparse.RawDescriptionHelpFormatter):
-    """Wraps prose paragraphs of a description or epilog; indented lines (examples, lists) stay as written."""
-
-    def _fill_text(self, text: str, width: int, indent: str) -> str:
-        blocks: list[str] = []  # paragraphs (joined) and indented lines (each its own block)
-        for line in text.strip("\n").splitlines():
-            prose = bool(line.strip()) and not line[:1].isspace()
-            if prose and blocks and blocks[-1].strip() and not blocks[-1][:1].isspace():
-                blocks[-1] += " " + line.strip()
-            else:
-                blocks.append(line.rstrip())
-        return "\n".join(indent + block if block[:1].isspace() or not block else
-                         textwrap.fill(block, width, initial_indent=indent, subsequent_indent=indent)
-                         for block in blocks)
-
-
-def command(name: str) -> Command:
-    """The Command of a stage (or of one of its aliases)."""
+def stage_command(name: str) -> command.Command:
+    """The Command of a stage (or of one of its aliases), its module loaded now."""
     module, attribute = _BY_NAME[name].target.split(":")
     return getattr(importlib.import_module(module), attribute)
 
 
 def build_parser(name: str, prog: str | None = None) -> argparse.ArgumentParser:
     """The parser of a stage; `prog` is how the user called it (`extract-features`, `sercache extract`)."""
-    cmd = command(name)
-    parser = argparse.ArgumentParser(prog=prog or f"sercache {name}", description=cmd.description,
-                                     epilog=cmd.epilog or None, formatter_class=HelpFormatter, allow_abbrev=False)
-    cmd.configure(parser)
-    return parser
+    return command.build_parser(stage_command(name), prog or f"sercache {name}")
 
 
 def run(name: str, argv: list[str] | None = None, prog: str | None = None) -> int:
     """Parse `argv` for a stage and run it; input errors print `prog: error: ...` and return 2."""
-    prog = prog or f"sercache {name}"
-    args = build_parser(name, prog).parse_args(argv)
-    return run_command(prog, lambda: command(name).run(args))
+    return command.run(stage_command(name), argv, prog or f"sercache {name}")
 
 
 def umbrella_parser() -> argparse.ArgumentParser:

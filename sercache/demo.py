@@ -27,7 +27,7 @@ from sercache.benchcorpus import CLASSES as CORPUS_CLASSES
 from sercache.benchcorpus import BenchSizes, corpus_ceiling, synthesize_bench_corpus
 from sercache.cache import open_store
 from sercache.cache.texts import TextSet, TextSetWriter
-from sercache.cli import Command, run
+from sercache.command import Command, run
 from sercache.dataclass_cli import add_dataclass_arguments, from_namespace
 from sercache.extract import ExtractConfig, run_extraction
 from sercache.extract.aec import AECTrainConfig, correct_text_set, read_splits, train_aec
@@ -418,7 +418,7 @@ DEMO = Command(
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m sercache.demo` (what bin/demo runs), same as `sercache demo`."""
-    return run("demo", argv, "sercache demo")
+    return run(DEMO, argv, "sercache demo")
 
 
 if __name__ == "__main__":

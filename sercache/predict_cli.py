@@ -12,7 +12,7 @@ from sercache.heads.after.predict import FORMATS, predict
 from sercache.heads.errors import HeadError
 from sercache.heads.inputs.corpora import CORPORA
 
-from .cli import Command, run
+from .command import Command, run
 from .dataclass_cli import add_dataclass_arguments, from_namespace
 from .predict_audio import predict_audio
 
@@ -99,6 +99,6 @@ PREDICT = Command(
 
 
 def predict_main(argv: Sequence[str] | None = None) -> int:
-    return run("predict", None if argv is None else list(argv), "predict-head")
+    return run(PREDICT, None if argv is None else list(argv), "predict-head")
 
 

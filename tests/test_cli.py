@@ -200,3 +200,13 @@ def test_input_errors_exit_2_and_bugs_keep_their_traceback(tmp_path, capsys):
         run_command("sercache x", bug)
     with pytest.raises(RuntimeError):
         run_command("sercache x", lambda: (_ for _ in ()).throw(RuntimeError("a bug")))
+
+
+def test_the_stage_list_loads_no_model_library():
+    """`sercache --help` lists every stage without importing a stage module (and so without torch)."""
+    import subprocess
+
+    code = ("import sys\nfrom sercache.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+            "print(sorted(m for m in ('torch', 'transformers', 'whisper', 'ctranslate2') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip().splitlines()[-1] == "[]" and "extract" in done.stdout

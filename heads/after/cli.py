@@ -11,7 +11,7 @@ import argparse
 from dataclasses import dataclass, field
 from typing import Sequence
 
-from sercache.cli import Command, run
+from sercache.command import Command, run
 from sercache.dataclass_cli import add_dataclass_arguments, from_namespace, given
 
 from ..errors import HeadError
@@ -172,12 +172,12 @@ REPORT = Command(
 
 # ----------------------------------------------------------------------------------- Python entry points
 def ensemble_main(argv: Sequence[str] | None = None) -> int:
-    return run("ensemble", None if argv is None else list(argv), "ensemble")
+    return run(ENSEMBLE, None if argv is None else list(argv), "ensemble")
 
 
 def tune_main(argv: Sequence[str] | None = None) -> int:
-    return run("tune-decision", None if argv is None else list(argv), "tune-decision")
+    return run(TUNE, None if argv is None else list(argv), "tune-decision")
 
 
 def report_main(argv: Sequence[str] | None = None) -> int:
-    return run("report", None if argv is None else list(argv), "report-heads")
+    return run(REPORT, None if argv is None else list(argv), "report-heads")
