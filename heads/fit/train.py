@@ -102,7 +102,7 @@ def train_sweep(base: HeadConfig, spec: str, verbose: bool = True) -> list[dict[
     resolved = []
     for i, overrides in enumerate(configs):
         try:
-            cfg = base.replace(**overrides, out=str(out / "runs" / config_name(i, overrides))).validate()
+            cfg = check(base.replace(**overrides, out=str(out / "runs" / config_name(i, overrides))))
         except TypeError as err:
             raise HeadError(f"sweep config {i} {overrides}: {err}") from None
         resolved.append(cfg)  # every config is validated before the first one trains
