@@ -6,13 +6,26 @@ Python API::
     result = train(HeadConfig(store="cache/", features=["wavlm-large/L-1"], labels="labels_consensus.csv",
                               out="runs/focal", loss="focal", gamma=2.0, weights="prior"))
 
-The command line (`train-head`) is built from the same dataclass.
+The command line (`sercache train`) is built from the same dataclass. The names below load on first use
+(PEP 562), so that importing a light part of stage 2 (its command declarations, the corpus registry) does not
+load torch.
 """
 
-from .api import sweep, train
-from .errors import HeadError
-from .fit.config import HeadConfig
-from .inputs.corpora.msp import MSP_CLASSES
-from .inputs.labels import ClassSet, LabelTable
+from __future__ import annotations
 
-__all__ = ["HeadConfig", "HeadError", "MSP_CLASSES", "ClassSet", "LabelTable", "sweep", "train"]
+import importlib
+from typing import Any
+
+from .errors import HeadError
+
+_LAZY = {"HeadConfig": "fit.config", "train": "api", "sweep": "api", "MSP_CLASSES": "inputs.corpora.msp",
+         "ClassSet": "inputs.labels", "LabelTable": "inputs.labels"}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+
+
+__all__ = ["HeadError", *_LAZY]

@@ -1,63 +1,33 @@
 """`sercache <stage> ...`: every command of the pipeline behind one entry point, in pipeline order.
 
-Each stage module defines a `Command` (its options, generated from its config dataclass by
-`sercache.dataclass_cli`, and the function that runs them); this module lists the stages and builds
-their parsers. The older console scripts (`extract-features`, `train-head`, ...) are aliases that build
-the same parser, so `extract-features --help` and `sercache extract --help` list the same flags.
-Stage modules are imported only when their stage runs: `sercache --help` loads no encoder library.
+Each stage package registers its commands (sercache.command: name, summary, and a loader of the `Command`
+whose options are generated from a config dataclass by `sercache.dataclass_cli`); this module imports those
+registrations and builds the parsers. The older console scripts (`extract-features`, `train-head`, ...) are
+aliases that build the same parser, so `extract-features --help` and `sercache extract --help` list the same
+flags. A stage's code loads only when it runs: `sercache --help` loads no model library.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
-from dataclasses import dataclass
 from typing import Callable
 
 from . import __version__, command
+from . import commands as joining
+from .cache import commands as store
 from .command import HelpFormatter
+from .extract import commands as stage_one
+from .heads import commands as stage_two
 
-
-@dataclass(frozen=True)
-class Stage:
-    name: str
-    target: str  # "module:ATTRIBUTE" of the stage's Command
-    summary: str  # its line in `sercache --help`
-    aliases: tuple[str, ...] = ()  # console scripts that run the same parser
-
-
-STAGES = (
-    Stage("extract", "sercache.extract.cli:EXTRACT", "run a frozen audio or text encoder once over a corpus into "
-          "a feature store", ("extract-features",)),
-    Stage("transcribe", "sercache.extract.text_cli:TRANSCRIBE", "Whisper transcripts into a text set of a store"),
-    Stage("import-transcripts", "sercache.extract.text_cli:IMPORT", "human transcripts into a text set"),
-    Stage("train-aec", "sercache.extract.text_cli:TRAIN_AEC", "fine-tune a seq2seq ASR error corrector on "
-          "(ASR, human) pairs"),
-    Stage("correct-transcripts", "sercache.extract.text_cli:CORRECT", "rewrite an ASR text set with an AEC model"),
-    Stage("evaluate-aec", "sercache.extract.text_cli:EVALUATE", "WER / BLEU / GLEU of text sets against human "
-          "transcripts"),
-    Stage("train", "sercache.heads.cli:TRAIN", "train a speech-emotion head (or a sweep, or IEMOCAP folds) from "
-          "cached features", ("train-head",)),
-    Stage("ensemble", "sercache.heads.after.cli:ENSEMBLE", "combine trained heads (vote, averaging, stacking)"),
-    Stage("tune-decision", "sercache.heads.after.cli:TUNE", "per-class biases or prior correction on dev"),
-    Stage("predict", "sercache.predict_cli:PREDICT", "run a head or ensemble on audio files (audio in, emotion "
-          "out) or on cached features", ("predict-head",)),
-    Stage("export-head", "sercache.heads.after.cli:EXPORT", "a head or ensemble as a self-describing directory "
-          "(weights, provenance, metrics, model card)"),
-    Stage("report", "sercache.heads.after.cli:REPORT", "confusion matrices, learning curves, leaderboard",
-          ("report-heads",)),
-    Stage("cache", "sercache.cache.cli:CACHE", "inspect, verify or export a feature store"),
-    Stage("text", "sercache.cache.cli:TEXT", "list or export a store's text sets (transcripts)"),
-    Stage("demo", "sercache.demo:DEMO", "the whole pipeline on a synthesised corpus, offline"),
-)
+# each package declares its stages (lhotse's bin/modes pattern); joined here in pipeline order
+STAGES = (*stage_one.STAGES, *stage_two.STAGES, *joining.STAGES, *store.STAGES)
 _BY_NAME = {name: stage for stage in STAGES for name in (stage.name, *stage.aliases)}
 
 
 def stage_command(name: str) -> command.Command:
-    """The Command of a stage (or of one of its aliases), its module loaded now."""
-    module, attribute = _BY_NAME[name].target.split(":")
-    return getattr(importlib.import_module(module), attribute)
+    """The Command of a stage (or of one of its aliases), its code loaded now."""
+    return _BY_NAME[name].load()
 
 
 def build_parser(name: str, prog: str | None = None) -> argparse.ArgumentParser:

@@ -1,8 +1,10 @@
-"""What a stage's command line is (its options and the function that runs them), and how one is parsed and run.
+"""What a stage's command line is, how a stage declares it, and how a command is parsed and run.
 
-Stage modules define their `Command` here and import nothing of the umbrella (`sercache/cli.py`), which loads
-them only when their stage runs; `python -m sercache.extract.cli` / `sercache.heads.cli` (what torchrun runs)
-parse and run their own Command directly.
+Each stage package declares its commands in its `commands` module (`STAGES`, in pipeline order), and the umbrella
+`sercache` joins the packages' lists. A declaration is the stage's name, its line in `sercache --help` and a
+loader: the command's options and code (torch, encoders) load only when it runs, so listing the stages stays
+light. `python -m sercache.extract.cli` / `sercache.heads.cli` (what torchrun runs) parse
+and run their own Command directly.
 """
 
 from __future__ import annotations
@@ -23,6 +25,16 @@ class Command:
     run: Callable[[argparse.Namespace], int | None]
     description: str
     epilog: str = ""
+
+
+@dataclass(frozen=True)
+class Stage:
+    """A registered stage: `load` returns its Command (importing the stage's code)."""
+
+    name: str
+    summary: str  # its line in `sercache --help`
+    load: Callable[[], Command]
+    aliases: tuple[str, ...] = ()  # console scripts that run the same parser
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):

@@ -20,6 +20,7 @@ from ..errors import HeadError
 
 LOSSES = ("ce", "focal", "wbce", "kld", "amsoftmax", "ccc")  # the losses Objective implements
 SOFT_LOSSES = ("wbce", "kld")  # losses whose formula is written for (soft) label vectors
+COSINE_LOSSES = ("amsoftmax",)  # losses whose logits are cosines (the classifier normalises weights and inputs)
 
 
 def class_weights(counts: np.ndarray, kind: str = "prior", norm: str = "none", power: float = 1.0) -> np.ndarray:

@@ -28,6 +28,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .dropout import replace_dropouts
+from .losses import COSINE_LOSSES
 
 
 @dataclass
@@ -60,7 +61,7 @@ class HeadSpec:
         return cls(inputs={k: list(v) for k, v in inputs.items()}, n_classes=n_classes, task=cfg.resolved_task(),
                    aux=cfg.aux, fusion=cfg.fusion, hidden=cfg.hidden, d_model=cfg.d_model, layers=cfg.layers,
                    heads=cfg.heads, ff_dim=cfg.ff_dim, deep_layers=cfg.deep_layers, dropout=cfg.dropout,
-                   pooling=cfg.pooling, cosine=cfg.loss == "amsoftmax", input_norm=cfg.input_norm,
+                   pooling=cfg.pooling, cosine=cfg.loss in COSINE_LOSSES, input_norm=cfg.input_norm,
                    fusion_rank=cfg.fusion_rank, fusion_dim=cfg.fusion_dim, modality_dropout=cfg.modality_dropout,
                    frame_stride=cfg.frame_stride, unimodal_classifiers=cfg.unimodal_weight > 0)
 

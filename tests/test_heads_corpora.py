@@ -1,0 +1,66 @@
+"""The corpus registry: each corpus module declares its reader and scoring conventions, and nothing else needs to
+know about it (a new corpus is one module plus its test)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sercache.heads.errors import HeadError
+from sercache.heads.fit.config import HeadConfig
+from sercache.heads.inputs.corpora import CORPORA, get_corpus, read_labels
+from sercache.heads.inputs.corpora.base import REGISTRY, Corpus, register
+from sercache.heads.inputs.labels import ClassSet, LabelTable
+
+
+def test_every_corpus_module_is_registered_by_name_with_the_default_first():
+    assert CORPORA[0] == "msp" and sorted(CORPORA) == ["csv", "iemocap", "msp"]
+    assert HeadConfig.__dataclass_fields__["corpus"].metadata["choices"] == CORPORA
+    with pytest.raises(HeadError, match="unknown corpus 'nope'; choose one of csv, iemocap, msp"):
+        get_corpus("nope")
+
+
+def test_corpora_declare_their_scoring_conventions():
+    msp, iemocap, generic = get_corpus("msp"), get_corpus("iemocap"), get_corpus("csv")
+    assert msp.non_class == ("O", "X") and msp.detailed and not msp.folds
+    assert iemocap.folds == ("1", "2", "3", "4", "5") and iemocap.codes["exc"] == "H"
+    assert [iemocap.runs_all_folds(f) for f in ("", "all", "3")] == [True, True, False]
+    assert not generic.runs_all_folds("") and not generic.detailed and generic.non_class == ()
+    with pytest.raises(HeadError, match="--fold '6': use 1..5 or all"):
+        iemocap.check_fold("6")
+    with pytest.raises(HeadError, match="--fold"):
+        HeadConfig(features=["a"], corpus="iemocap", fold="0").validate()
+    with pytest.raises(HeadError, match="per-annotator labels"):
+        HeadConfig(features=["a"], corpus="csv", soft_labels="P", detailed="d.csv").validate()
+
+
+def _table(split: list[str]) -> LabelTable:
+    n = len(split)
+    return LabelTable(ClassSet(("a", "b"), ("a", "b")), [f"u{i}" for i in range(n)], np.array(split, dtype=object),
+                      np.arange(n) % 2, np.array(["a", "b"] * (n // 2), dtype=object),
+                      np.full((n, 3), np.nan, np.float32), np.full(n, -1), np.array(["s"] * n, dtype=object))
+
+
+def test_a_new_corpus_is_one_registration(monkeypatch):
+    """A corpus with two folds: its reader and fold split are all the rest of stage 2 needs."""
+    monkeypatch.setattr("sercache.heads.inputs.corpora.base.REGISTRY", dict(REGISTRY))
+
+    def read(labels: str, detailed: str, classes, strict: bool) -> LabelTable:
+        return _table(["part1", "part2"] * 4)
+
+    def fold_split(table: LabelTable, fold: str, dev: str) -> LabelTable:
+        split = np.where(table.split == f"part{fold}", "test", "train").astype(object)
+        split[np.flatnonzero(split == "train")[:2]] = "dev"
+        return LabelTable(table.classes, table.ids, split, table.label, table.letter, table.attributes,
+                          table.gender, table.speaker)
+
+    from sercache.heads.inputs.corpora import base
+
+    toy = register(Corpus(name="toy", read=read, labels_help="a toy", folds=("1", "2"), fold_split=fold_split))
+    assert base.get_corpus("toy") is toy and read_labels("toy", "x").splits() == ["part1", "part2"]
+    assert toy.table("x", fold="2").splits() == ["dev", "test", "train"]
+    assert toy.runs_all_folds("all") and toy.table("x", fold="all").splits() == ["part1", "part2"]
+    with pytest.raises(ValueError, match="registered twice"):
+        register(toy)
+    with pytest.raises(HeadError, match="--labels is required"):
+        toy.table("")
