@@ -167,7 +167,7 @@ LABELS = {"probe": "probe (logistic regression, audio+text)", "fusion-focal-prio
 
 def head_config(s: DemoSettings, corpus: Path, store: Path, text_features: str, name: str):
     """The HeadConfig of one demo head: the neural heads take the small-data preset's values (whatever
-    heads/config.py's PRESETS holds today), the probe needs none."""
+    heads/fit/config.py's PRESETS holds today), the probe needs none."""
     values: dict[str, Any] = dict(store=str(store), features=[AUDIO], text_features=[text_features],
                                   labels=str(corpus / "Labels" / "labels_consensus.csv"), seeds=list(s.seeds),
                                   out=str(s.out / "runs" / name), progress=False)

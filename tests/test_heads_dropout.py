@@ -1,4 +1,4 @@
-"""The CPU dropout of the heads (heads/dropout.py): Bernoulli masks with the right keep probability in every
+"""The CPU dropout of the heads (heads/fit/dropout.py): Bernoulli masks with the right keep probability in every
 16-bit lane, independent neighbours, exact scaling, reproducible draws, and every dropout of a head replaced."""
 
 import pytest

@@ -2,7 +2,7 @@
 
 The majority vote is the ensemble of Chen et al., "1st place solution to Odyssey 2024 Emotion
 Recognition Challenge Task 1" (Sheffield: the 7 models of their table 2, `--recipe sheffield7`);
-stacking and the decisions that may sit on top are described, with their sources, in heads/decision.py.
+stacking and the decisions that may sit on top are described, with their sources, in heads/after/decision.py.
 
 Members are run directories (any mix of feature sets: Whisper, WavLM, HuBERT, text, fusion types).
 They must share the class order, the dev split and, per split, the utterance ids and their labels;
@@ -23,7 +23,7 @@ Methods (classification):
            cross-validation (dev scores are out-of-fold), then fit on all of dev for the other splits.
 Regression (A/V/D): the mean of the members that predict A/V/D, whatever the classification method.
 
-A decision (prior correction and/or dev-tuned biases, heads/decision.py) may be put on top of mean,
+A decision (prior correction and/or dev-tuned biases, heads/after/decision.py) may be put on top of mean,
 logmean and stack. The ensemble directory mirrors a run directory: ensemble.json (members, method,
 tie rule, stacker, decision), predictions_<split>.csv, metrics.json (same metric code as the trainer).
 """

@@ -187,7 +187,7 @@ def find_runs(paths: Sequence[str | Path]) -> list[Path]:
 
 
 def score(out: SplitOutputs, letters: Sequence[str], decision: np.ndarray | None = None) -> dict[str, Any]:
-    """The trainer's metrics (heads/metrics.py) for one split's outputs."""
+    """The trainer's metrics (heads/fit/metrics.py) for one split's outputs."""
     metrics: dict[str, Any] = {}
     pred = out.decision if decision is None else decision
     if pred is not None:

@@ -318,7 +318,7 @@ def describe(run: RunOutputs) -> str:
         loss += f" γ={c.get('gamma')}"
     m = run.metrics
     best = f"; best epoch {m.get('best_epoch')} of {m.get('epochs_run')}" if "best_epoch" in m else ""
-    if "probe" in m:  # --head probe (heads/probe.py): no loss, sampler or epochs
+    if "probe" in m:  # --head probe (heads/fit/probe.py): no loss, sampler or epochs
         return (f"head **probe** (logistic regression, C = {m['probe']['C']:g}), weights {c.get('weights')}; "
                 f"features `{feats}`")
     head = "" if c.get("head", "paper") == "paper" else f"head **{c['head']}**, "
@@ -358,7 +358,7 @@ def build_report(paths: Sequence[str | Path], out: str | Path, title: str = "ser
     figures = Figures(doc)
     boards = leaderboard_rows(runs, labels)
     _leaderboard_section(doc, figures, boards, fig_dir)
-    seeds = seed_section(doc, runs, labels)  # mean ± std over seeds, paired differences (heads/seedstats.py)
+    seeds = seed_section(doc, runs, labels)  # mean ± std over seeds, paired differences (heads/after/seedstats.py)
     for run, label, stem in zip(runs, labels, _figure_stems(labels)):
         _run_section(doc, figures, run, label, fig_dir, stem, curves)
     images = figures.draw(jobs)

@@ -134,7 +134,7 @@ def _pct(stat: dict[str, Any], signed: bool = False) -> str:
 
 
 def seed_section(doc, runs: Sequence, labels: Sequence[str], max_pairs: int = 50) -> dict[str, Any]:
-    """Add 'Seeds' tables to a report (heads/report.py's Doc) when some runs differ only by seed; returns
+    """Add 'Seeds' tables to a report (heads/after/report.py's Doc) when some runs differ only by seed; returns
     the numbers shown."""
     groups = group_runs(runs, labels)
     if not groups:

@@ -2,7 +2,7 @@
 
 The floor any trained head has to beat: if a linear model on time-averaged frames does as well as
 MLP -> transformer -> pooling, the transformer is not learning anything from the frame sequence.
-It runs from the same cache, label table, row selection and checks as `train` (heads/train.py's
+It runs from the same cache, label table, row selection and checks as `train` (heads/fit/prepare.py's
 `prepare`), is scored by the same metric code, and writes an ordinary run directory, so ensembles,
 decisions, reports and predict-head take it like any head.
 
