@@ -9,13 +9,14 @@ import pytest
 from sercache.heads.errors import HeadError
 from sercache.heads.fit.config import HeadConfig
 from sercache.heads.inputs.corpora import CORPORA, get_corpus, read_labels
-from sercache.heads.inputs.corpora.base import REGISTRY, Corpus, register
+from sercache.heads.inputs.corpora.base import REGISTRY, Corpus, LabelSource, register
 from sercache.heads.inputs.labels import ClassSet, LabelTable
 
 
 def test_every_corpus_module_is_registered_by_name_with_the_default_first():
     assert CORPORA[0] == "msp" and sorted(CORPORA) == ["csv", "iemocap", "msp"]
-    assert HeadConfig.__dataclass_fields__["corpus"].metadata["choices"] == CORPORA
+    field = HeadConfig.__dataclass_fields__["corpus"]
+    assert field.default == "auto" and field.metadata["choices"] == ("auto", *CORPORA)
     with pytest.raises(HeadError, match="unknown corpus 'nope'; choose one of csv, iemocap, msp"):
         get_corpus("nope")
 
@@ -45,7 +46,7 @@ def test_a_new_corpus_is_one_registration(monkeypatch):
     """A corpus with two folds: its reader and fold split are all the rest of stage 2 needs."""
     monkeypatch.setattr("sercache.heads.inputs.corpora.base.REGISTRY", dict(REGISTRY))
 
-    def read(labels: str, detailed: str, classes, strict: bool) -> LabelTable:
+    def read(source: LabelSource) -> LabelTable:
         return _table(["part1", "part2"] * 4)
 
     def fold_split(table: LabelTable, fold: str, dev: str) -> LabelTable:
@@ -56,11 +57,32 @@ def test_a_new_corpus_is_one_registration(monkeypatch):
 
     from sercache.heads.inputs.corpora import base
 
-    toy = register(Corpus(name="toy", read=read, labels_help="a toy", folds=("1", "2"), fold_split=fold_split))
+    toy = register(Corpus(name="toy", read=read, detect=lambda path: path.suffix == ".toy", labels_help="a toy",
+                          folds=("1", "2"), fold_split=fold_split))
     assert base.get_corpus("toy") is toy and read_labels("toy", "x").splits() == ["part1", "part2"]
-    assert toy.table("x", fold="2").splits() == ["dev", "test", "train"]
-    assert toy.runs_all_folds("all") and toy.table("x", fold="all").splits() == ["part1", "part2"]
+    assert toy.table(LabelSource("x"), fold="2").splits() == ["dev", "test", "train"]
+    assert toy.runs_all_folds("all") and toy.table(LabelSource("x"), fold="all").splits() == ["part1", "part2"]
     with pytest.raises(ValueError, match="registered twice"):
         register(toy)
     with pytest.raises(HeadError, match="--labels is required"):
-        toy.table("")
+        toy.table(LabelSource(""))
+
+
+# ----------------------------------------------------------------------------------- --corpus auto
+def test_auto_recognises_each_format_and_names_what_it_reads(tmp_path):
+    from sercache.heads.inputs.corpora import detect_corpus
+    from sercache.testing import make_synthetic_corpus
+
+    syn = make_synthetic_corpus(tmp_path / "msp", n_train=16, n_dev=8, n_test=8, write_features=False)
+    assert detect_corpus(str(syn.consensus)).name == "msp"
+    assert detect_corpus(str(syn.consensus.parent)).name == "msp"  # the Labels/ directory
+    session = tmp_path / "IEMOCAP" / "Session1" / "dialog" / "EmoEvaluation"
+    session.mkdir(parents=True)
+    (session / "Ses01F_impro01.txt").write_text("% header\n")
+    assert detect_corpus(str(tmp_path / "IEMOCAP")).name == "iemocap"
+    (tmp_path / "mine.tsv").write_text("path\tpartition\temotion\na.wav\ttraining\tangry\n")
+    assert detect_corpus(str(tmp_path / "mine.tsv")).name == "csv"
+    with pytest.raises(HeadError, match=r"not a label format sercache recognises \(iemocap: .*; msp: .*; csv: "):
+        detect_corpus(str(tmp_path / "IEMOCAP" / "Session1"))
+    with pytest.raises(HeadError, match="--labels is required"):
+        detect_corpus("")

@@ -130,8 +130,8 @@ def test_bad_config_values(corpus, tmp_path, changes, message):
 
 
 def test_unknown_split_and_store(corpus, tmp_path):
-    with pytest.raises(HeadError, match=r"--dev-split 'validation': no such split.*train, dev, test1"):
-        train(cfg(corpus, tmp_path, dev_split="validation"), verbose=False)
+    with pytest.raises(HeadError, match=r"--dev-split 'dev2': no such split.*train, dev, test1"):
+        train(cfg(corpus, tmp_path, dev_split="dev2"), verbose=False)
     with pytest.raises(HeadError, match="cannot open feature store"):
         train(cfg(corpus, tmp_path, store=str(tmp_path / "nowhere")), verbose=False)
 

@@ -150,11 +150,14 @@ def test_generic_csv(tmp_path):
     assert t.label.tolist() == [0, 1, 0, -1]
     assert t.gender.tolist() == [0, 1, -1, -1]
     assert np.isnan(t.attributes[1, 0]) and np.isnan(t.attributes[0, 1])
-    t2 = read_generic_csv(tmp_path / "g.csv", classes=["neu", "ang", "sad"])
+    t2 = read_generic_csv(tmp_path / "g.csv", classes=["neu", "ang"])
     assert t2.label.tolist() == [1, 0, 1, -1]
-    with pytest.raises(HeadError, match="outside --classes"):
-        read_generic_csv(tmp_path / "g.csv", classes=["neu"])
-    with pytest.raises(HeadError, match="id column"):
+    with pytest.raises(HeadError, match=r"--classes sad not among the file's labels \(ang, neu\)"):  # a typo
+        read_generic_csv(tmp_path / "g.csv", classes=["neu", "ang", "sad"])
+    with pytest.warns(UserWarning, match=r"labels outside --classes are left out of classification \(ang 2 rows\)"):
+        t3 = read_generic_csv(tmp_path / "g.csv", classes=["neu"])
+    assert t3.label.tolist() == [-1, 0, -1, -1] and t3.letter.tolist() == ["ang", "neu", "ang", ""]
+    with pytest.raises(HeadError, match="needs an id and a split column"):
         read_generic_csv(write(tmp_path, "h.csv", "name,label\na,b\n"))
 
 

@@ -40,10 +40,10 @@ from ..fit.scoring import infer
 from ..inputs.corpora import read_labels
 from ..inputs.corpora.msp import MSP_CLASSES
 from ..inputs.features import FeaturePool, build_modalities, default_device
-from ..inputs.labels import ATTRIBUTES, ClassSet, LabelTable
+from ..inputs.labels import ATTRIBUTES, ClassSet, LabelTable, canonical_split
 from .decision import Decision, Stacker
 from .ensemble import Combined, combine, resolve_member_path
-from .outputs import RunOutputs, load_run, score
+from .outputs import RunOutputs, load_run, recorded_columns, score
 
 ID_FILE_COLUMNS = ("FileName", "Filename", "filename", "file", "id", "utt", "utterance")
 FORMATS = ("letter", "baseline")
@@ -81,11 +81,15 @@ def unlabelled_table(ids: Sequence[str], classes: ClassSet, split: str = "predic
 
 
 def target_table(classes: ClassSet, corpus: str, pool, feature_names: Sequence[str], ids: str = "", labels: str = "",
-                 split: str = "", config_classes: Sequence[str] = ()) -> tuple[LabelTable, str]:
+                 split: str = "", config: dict[str, Any] | None = None) -> tuple[LabelTable, str]:
+    """The utterances to predict: a split of a label file (read with the run's corpus, --classes and columns),
+    a list of ids, or everything the feature sets hold."""
+    config = config or {}
     if ids and labels:
         raise HeadError("give either --ids or --labels/--split, not both")
+    split = canonical_split(split) if split else split
     if labels:
-        table = read_labels(corpus, labels, "", config_classes)
+        table = read_labels(corpus, labels, "", config.get("classes") or (), columns=recorded_columns(config))
         if list(table.classes.letters) != list(classes.letters):
             raise HeadError(f"{labels}: class order {table.classes.letters} differs from the model's {classes.letters}")
         if split:
@@ -241,8 +245,7 @@ def predict(path: str | Path, out: str | Path, store: str = "", features: Sequen
     predictors = [HeadPredictor(d, pool, features or None, text_features or None) for d in member_dirs]
     corpus = corpus or first_cfg.get("corpus", "msp")
     names = list(dict.fromkeys(n for p in predictors for n in p.feature_names))
-    table, what = target_table(predictors[0].classes, corpus, pool, names, ids, labels, split,
-                               first_cfg.get("classes") or ())
+    table, what = target_table(predictors[0].classes, corpus, pool, names, ids, labels, split, first_cfg)
     mods = [p.modalities(table) for p in predictors]
     rows, notes = _rows_to_predict(table, _present(mods, len(table)), drop_missing)
     member_out = [split_outputs(table, rows, p.predict(table, rows, m))[0] for p, m in zip(predictors, mods)]

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ..errors import HeadError
-from ..inputs.corpora import CORPORA, get_corpus
+from ..inputs.corpora import AUTO, CORPORA, LabelSource, get_corpus
+from ..inputs.corpora.csv import GENERIC_COLUMNS
 from ..inputs.sampling import SAMPLERS
 from .losses import LOSSES, SOFT_LOSSES
 from .schedule import SCHEDULES
@@ -50,13 +51,23 @@ class HeadConfig:
     features: list = opt([], "audio feature set(s); several sets with equal frame shape are stacked as "
                              "layers and mixed by a learned weighted sum", group="data")
     text_features: list = opt([], "text (token-level) feature set(s)", group="data")
-    corpus: str = opt("msp", "label format", CORPORA, group="data")
+    corpus: str = opt(AUTO, "label format: auto (recognised from --labels: MSP-Podcast's consensus columns, an "
+                            "IEMOCAP release root, else a generic .csv/.tsv), or one of the formats",
+                      (AUTO, *CORPORA), group="data")
     labels: str = opt("", "msp: labels_consensus.csv (or its Labels/ dir); iemocap: release root; "
-                          "csv: generic label CSV", group="data")
+                          "csv: a .csv/.tsv with an id, a split and a label column", group="data")
+    id_column: str = opt("", "generic CSV: the column of utterance ids (default: the first of "
+                             + "/".join(GENERIC_COLUMNS["id"]) + ")", group="data")
+    label_column: str = opt("", "generic CSV: the column of emotion labels (default: the first of "
+                                + "/".join(GENERIC_COLUMNS["label"]) + ")", group="data")
+    split_column: str = opt("", "generic CSV: the column of split names (default: the first of "
+                                + "/".join(GENERIC_COLUMNS["split"]) + "; train/training, dev/development/"
+                                "validation/valid/val and test/testing are read as train, dev and test)",
+                            group="data")
     detailed: str = opt("", "msp: labels_detailed.csv (needed for --soft-labels, --min-agreement)", group="data")
-    classes: list = opt([], "class order for --corpus csv (default: sorted labels of the file); for msp a "
-                            "subset of the 8 letters, e.g. A S H N (other classes are left out like O/X)",
-                        group="data")
+    classes: list = opt([], "the classes to train and score, in this order (default: every class of the corpus; a "
+                            "CSV's sorted labels); the corpus' other labels are left out like MSP-Podcast's O/X, "
+                            "e.g. A S H N for MSP-Podcast's 4-class task", group="data")
     fold: str = opt("", "iemocap: test session 1..5, or 'all' for the 5-fold leave-one-session-out "
                         "protocol", group="data")
     iemocap_dev: str = opt("next-session", "iemocap: speaker-disjoint dev set taken from the training "
@@ -249,7 +260,8 @@ class HeadConfig:
             raise HeadError("--annotation-dropout needs --soft-labels P or S")
         if not 0.0 <= self.annotation_dropout < 1.0:
             raise HeadError("--annotation-dropout must be in [0, 1)")
-        if (self.soft_labels or self.min_agreement > 0) and not get_corpus(self.corpus).detailed:
+        corpus = None if self.corpus == AUTO else get_corpus(self.corpus)  # auto: checked again once resolved
+        if (self.soft_labels or self.min_agreement > 0) and corpus is not None and not corpus.detailed:
             raise HeadError("--soft-labels / --min-agreement need per-annotator labels (--corpus "
                             f"{' or '.join(n for n in CORPORA if get_corpus(n).detailed)})")
         if (self.soft_labels or self.min_agreement > 0) and not self.detailed:
@@ -278,8 +290,15 @@ class HeadConfig:
             raise HeadError("--select macro-f1 needs a classification task")
         if self.select == "ccc" and task == "class":
             raise HeadError("--select ccc needs --task avd or both")
-        get_corpus(self.corpus).check_fold(self.fold)
+        if corpus is not None:
+            corpus.check_fold(self.fold)
         return self
+
+    def label_source(self, strict_detailed: bool = True) -> LabelSource:
+        """Where this run's labels come from: the file, the detailed file, --classes and the named columns."""
+        columns = tuple((role, getattr(self, f"{role}_column")) for role in ("id", "label", "split")
+                        if getattr(self, f"{role}_column"))
+        return LabelSource(self.labels, self.detailed, tuple(self.classes), columns, strict_detailed)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

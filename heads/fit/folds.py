@@ -7,14 +7,15 @@ from pathlib import Path
 
 import numpy as np
 
-from ..inputs.corpora import get_corpus
+from ..inputs.corpora import resolve_corpus
 from .config import HeadConfig
 from .rundir import RunResult, write_json
 
 
 def fold_configs(cfg: HeadConfig) -> list[HeadConfig]:
     """One run per fold of the corpus' protocol, into <out>/fold<k>."""
-    return [cfg.replace(fold=fold, out=str(Path(cfg.out) / f"fold{fold}")) for fold in get_corpus(cfg.corpus).folds]
+    folds = resolve_corpus(cfg.corpus, cfg.labels).folds
+    return [cfg.replace(fold=fold, out=str(Path(cfg.out) / f"fold{fold}")) for fold in folds]
 
 
 def write_folds_summary(out: Path, per_fold: list[tuple[str, RunResult]], verbose: bool = False) -> RunResult:

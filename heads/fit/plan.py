@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any, Callable, Sequence
 
 from ..errors import HeadError
-from ..inputs.corpora import get_corpus
+from ..inputs.corpora import AUTO, resolve_corpus
 from .baseline import check_baseline_config
 from .config import HeadConfig
 from .probe import check_probe_config
@@ -56,7 +56,9 @@ def parse_seeds(values: Sequence[Any]) -> list[int]:
 
 
 def runs_all_folds(cfg: HeadConfig) -> bool:
-    return get_corpus(cfg.corpus).runs_all_folds(cfg.fold)
+    if cfg.corpus == AUTO and not cfg.labels:  # no labels to recognise a fold protocol in yet
+        return False
+    return resolve_corpus(cfg.corpus, cfg.labels).runs_all_folds(cfg.fold)
 
 
 def can_lockstep(cfg: HeadConfig) -> bool:

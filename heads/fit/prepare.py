@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from ..errors import HeadError
-from ..inputs.corpora import get_corpus
+from ..inputs.corpora import resolve_corpus
 from ..inputs.features import FeaturePool, Modality, build_modalities, missing_rows
 from ..inputs.labels import LabelTable
 from .config import HeadConfig, selection_metric
@@ -88,7 +88,7 @@ def select_rows(cfg: HeadConfig, table: LabelTable) -> tuple[np.ndarray, np.ndar
         raise _split_error(table, cfg.train_split, "--train-split")
     if cfg.dev_split not in splits:
         raise _split_error(table, cfg.dev_split, "--dev-split")
-    ox = non_class_rows(table, get_corpus(cfg.corpus).non_class)
+    ox = non_class_rows(table, resolve_corpus(cfg.corpus, cfg.labels).non_class)
     has_class = table.label >= 0
     if cfg.soft_labels:
         soft = table.soft(cfg.soft_labels)
@@ -120,7 +120,8 @@ def select_rows(cfg: HeadConfig, table: LabelTable) -> tuple[np.ndarray, np.ndar
 
 
 def _class_name(table: LabelTable, j: int) -> str:
-    return f"{table.classes.letters[j]} ({table.classes.names[j]})"
+    letter, name = table.classes.letters[j], table.classes.names[j]
+    return letter if letter == name else f"{letter} ({name})"
 
 
 def prepare(cfg: HeadConfig, table: LabelTable, pool: FeaturePool, device: torch.device) -> Prepared:
@@ -228,7 +229,7 @@ def _sampler_groups(cfg: HeadConfig, table: LabelTable, train: np.ndarray) -> np
     groups = table.label[train].copy()
     non_class = groups < 0
     if non_class.any():
-        codes = {code: C + k for k, code in enumerate(get_corpus(cfg.corpus).non_class)}
+        codes = {code: C + k for k, code in enumerate(resolve_corpus(cfg.corpus, cfg.labels).non_class)}
         groups[non_class] = [codes.get(str(letter), C + len(codes)) for letter in table.letter[train][non_class]]
     return groups
 

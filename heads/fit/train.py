@@ -15,9 +15,9 @@ from typing import Any
 import torch
 
 from ..errors import DivergedError, HeadError
-from ..inputs.corpora import get_corpus, read_labels
+from ..inputs.corpora import AUTO, detect_corpus, get_corpus
 from ..inputs.features import FeaturePool, default_device
-from ..inputs.labels import LabelTable
+from ..inputs.labels import LabelTable, canonical_split
 from .baseline import resolve_head
 from .config import HeadConfig
 from .folds import fold_configs, write_folds_summary
@@ -33,7 +33,7 @@ from .sweep import config_name, expand, merge_results, rank_world, write_result
 def train(cfg: HeadConfig, table: LabelTable | None = None, pool: FeaturePool | None = None,
           verbose: bool = True) -> RunResult:
     """Train what `cfg` stands for and write its run directories: one head, its --seeds, or its corpus' folds."""
-    check(cfg)
+    cfg = check(resolve_inputs(cfg, verbose))
     if cfg.seeds:
         return _train_seeds(cfg, table, pool, verbose)
     cfg = resolve_head(cfg)  # --head baseline: layers 0, attentive pooling
@@ -50,7 +50,7 @@ def train_together(cfgs: list[HeadConfig], table: LabelTable | None = None, pool
                    verbose: bool = True) -> list[RunResult]:
     """Train neural heads whose data settings are equal in lockstep (heads/fit/loop.py): one batch gathered once
     for all of them, each with its own loss, seed, optimiser and checkpoint selection."""
-    cfgs = [resolve_head(check(c)) for c in cfgs]
+    cfgs = [resolve_head(check(resolve_inputs(c, verbose=False))) for c in cfgs]
     check_lockstep(cfgs)
     cfg = cfgs[0]
     t_start = time.perf_counter()
@@ -65,7 +65,7 @@ def _train_seeds(cfg: HeadConfig, table: LabelTable | None, pool: FeaturePool | 
     seeds = parse_seeds(cfg.seeds)
     if not seeds:
         raise HeadError("--seeds: no seed given")
-    table = table if table is not None else read_labels(cfg.corpus, cfg.labels, cfg.detailed, cfg.classes)
+    table = table if table is not None else _labels(cfg)
     pool = pool if pool is not None else FeaturePool.for_config(cfg)
     lockstep = cfg.lockstep and can_lockstep(cfg)  # the probe and all-folds runs train one after the other
     members = seed_configs(cfg, seeds, lockstep)
@@ -85,7 +85,7 @@ def _train_seeds(cfg: HeadConfig, table: LabelTable | None, pool: FeaturePool | 
 
 
 def _train_folds(cfg: HeadConfig, table: LabelTable | None, pool: FeaturePool | None, verbose: bool) -> RunResult:
-    table = table if table is not None else read_labels(cfg.corpus, cfg.labels, cfg.detailed, cfg.classes)
+    table = table if table is not None else _labels(cfg)
     pool = pool if pool is not None else FeaturePool.for_config(cfg)
     per_fold = [(fold_cfg.fold, train(fold_cfg, table=table, pool=pool, verbose=verbose))
                 for fold_cfg in fold_configs(cfg)]
@@ -95,6 +95,7 @@ def _train_folds(cfg: HeadConfig, table: LabelTable | None, pool: FeaturePool | 
 def train_sweep(base: HeadConfig, spec: str, verbose: bool = True) -> list[dict[str, Any]]:
     """Train every config of the sweep that belongs to this rank (torchrun: config group g on rank g % world)
     over one loaded copy of the data; rank 0 returns the merged table (results.csv / results.md)."""
+    base = resolve_inputs(base, verbose)
     configs = expand(spec)
     out = Path(base.out)
     (out / "results").mkdir(parents=True, exist_ok=True)
@@ -113,9 +114,9 @@ def train_sweep(base: HeadConfig, spec: str, verbose: bool = True) -> list[dict[
         if g % world != rank:
             continue
         cfg = resolved[group[0]]
-        key = (cfg.corpus, cfg.labels, cfg.detailed, tuple(cfg.classes))
+        key = (cfg.corpus, cfg.label_source())
         if key not in tables:
-            tables[key] = read_labels(cfg.corpus, cfg.labels, cfg.detailed, cfg.classes)
+            tables[key] = _labels(cfg)
         for i, result in _train_group(resolved, group, tables[key], pool, verbose, out, configs):
             write_result(out, i, configs[i], result)
     if world > 1:
@@ -144,13 +145,31 @@ def _train_group(resolved: list[HeadConfig], group: list[int], table: LabelTable
     return list(zip(group, results))
 
 
+def resolve_inputs(cfg: HeadConfig, verbose: bool) -> HeadConfig:
+    """The config with its corpus named (--corpus auto: the format --labels is in, said and recorded in
+    config.json) and its split names read as the corpora's are (development, validation, val -> dev; ...)."""
+    corpus = cfg.corpus
+    if corpus == AUTO:
+        corpus = detect_corpus(cfg.labels).name
+        if verbose:
+            print(f"corpus: {corpus} (recognised from --labels {cfg.labels}; --corpus names another)", flush=True)
+    splits = {"train_split": canonical_split(cfg.train_split), "dev_split": canonical_split(cfg.dev_split),
+              "test_splits": [canonical_split(s) for s in cfg.test_splits]}
+    return cfg.replace(corpus=corpus, **splits)
+
+
+def _labels(cfg: HeadConfig) -> LabelTable:
+    """The label table of a resolved config, as its corpus publishes it (before any fold's splits)."""
+    return get_corpus(cfg.corpus).table(cfg.label_source())
+
+
 def _inputs(cfg: HeadConfig, table: LabelTable | None, pool: FeaturePool | None
             ) -> tuple[LabelTable, FeaturePool, torch.device]:
     """The label table (this fold's, for a fold protocol), the feature pool and the device of a run."""
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     if table is None:
-        table = read_labels(cfg.corpus, cfg.labels, cfg.detailed, cfg.classes)
+        table = _labels(cfg)
     table = get_corpus(cfg.corpus).of_fold(table, cfg.fold, cfg.iemocap_dev)
     device = default_device(cfg.device)
     if pool is None:

@@ -98,11 +98,38 @@ class LabelTable:
 
 
 
+# Split names as corpora spell them, and the one each stands for (train / dev / test are the defaults of
+# --train-split, --dev-split and the predicted splits); other names (test1, session3, ...) are kept as written.
+SPLIT_ALIASES = {"train": ("train", "training"), "dev": ("dev", "development", "validation", "valid", "val"),
+                 "test": ("test", "testing")}
+_CANONICAL_SPLIT = {alias: name for name, aliases in SPLIT_ALIASES.items() for alias in aliases}
+
+
+def canonical_split(name: str) -> str:
+    """'Development', 'validation', 'val' -> 'dev'; 'training' -> 'train'; 'testing' -> 'test'; others lower-cased."""
+    low = name.strip().lower()
+    return _CANONICAL_SPLIT.get(low, low)
+
+
+def csv_dialect(path: Path) -> str:
+    """The delimiter of a label table: tab for .tsv, else comma."""
+    return "\t" if path.suffix.lower() == ".tsv" else ","
+
+
+def read_csv_header(path: Path) -> tuple[list[str], str]:
+    """The column names of a label table (and its delimiter), read without its rows."""
+    if not path.is_file():
+        raise HeadError(f"{path}: label file not found")
+    with open(path, newline="", encoding="utf-8-sig") as handle:
+        first = next(csv.reader(handle, delimiter=csv_dialect(path)), [])
+    return [h.strip() for h in first], csv_dialect(path)
+
+
 def read_csv_rows(path: Path) -> tuple[list[str], list[dict[str, str]]]:
     if not path.is_file():
         raise HeadError(f"{path}: label file not found")
     with open(path, newline="", encoding="utf-8-sig") as handle:
-        reader = csv.DictReader(handle)
+        reader = csv.DictReader(handle, delimiter=csv_dialect(path))
         rows = list(reader)
         header = [h.strip() for h in (reader.fieldnames or [])]
     for row in rows:  # tolerate spaces after commas in hand-edited files

@@ -11,7 +11,7 @@ import pkgutil
 from typing import Sequence
 
 from ..labels import LabelTable
-from .base import REGISTRY, Corpus, get_corpus
+from .base import AUTO, REGISTRY, Corpus, LabelSource, detect_corpus, get_corpus
 
 for _module in sorted(m.name for m in pkgutil.iter_modules(__path__)):
     if _module != "base":
@@ -20,10 +20,16 @@ for _module in sorted(m.name for m in pkgutil.iter_modules(__path__)):
 CORPORA = tuple(sorted(REGISTRY, key=lambda name: (name != "msp", name)))  # the default first, for --help
 
 
+def resolve_corpus(name: str, labels: str) -> Corpus:
+    """The corpus `name` stands for: itself, or for --corpus auto the one that recognises --labels."""
+    return detect_corpus(labels) if name == AUTO else get_corpus(name)
+
+
 def read_labels(corpus: str, labels: str, detailed: str = "", classes: Sequence[str] = (),
-                strict_detailed: bool = True) -> LabelTable:
+                strict_detailed: bool = True, columns: Sequence[tuple[str, str]] = ()) -> LabelTable:
     """The label table of one corpus as published (a fold protocol's splits are those of its release)."""
-    return get_corpus(corpus).table(labels, detailed, classes, strict_detailed=strict_detailed)
+    source = LabelSource(labels, detailed, tuple(classes), tuple(columns), strict_detailed)
+    return resolve_corpus(corpus, labels).table(source)
 
 
-__all__ = ["CORPORA", "Corpus", "get_corpus", "read_labels"]
+__all__ = ["AUTO", "CORPORA", "Corpus", "LabelSource", "detect_corpus", "get_corpus", "read_labels", "resolve_corpus"]

@@ -11,13 +11,12 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
 from ...errors import HeadError
-from ..labels import ClassSet, LabelTable
-from .base import Corpus, register
+from ..labels import ClassSet, LabelTable, restrict_classes
+from .base import Corpus, LabelSource, register
 
 IEMOCAP = ClassSet(("A", "S", "H", "N"), ("Angry", "Sad", "Happy+Excited", "Neutral"))
 IEMOCAP_CODES = {"ang": "A", "sad": "S", "hap": "H", "exc": "H", "neu": "N"}
@@ -101,9 +100,15 @@ def iemocap_fold(table: LabelTable, fold: int, dev: str = "next-session") -> Lab
     return replace(table, split=split)
 
 
-def read_iemocap_labels(labels: str, detailed: str = "", classes: Sequence[str] = (), strict_detailed: bool = True
-                        ) -> LabelTable:
-    return read_iemocap(labels)
+def read_iemocap_labels(source: LabelSource) -> LabelTable:
+    """The four-class table, restricted to --classes (letters of A S H N) in the order given."""
+    table = read_iemocap(source.labels)
+    return restrict_classes(table, source.classes) if source.classes else table
+
+
+def is_iemocap_root(path: Path) -> bool:
+    """A release root: Session1..5/dialog/EmoEvaluation/*.txt."""
+    return path.is_dir() and any(path.glob("Session[1-5]/dialog/EmoEvaluation/*.txt"))
 
 
 def fold_split(table: LabelTable, fold: str, dev: str) -> LabelTable:
@@ -111,5 +116,6 @@ def fold_split(table: LabelTable, fold: str, dev: str) -> LabelTable:
 
 
 IEMOCAP_CORPUS = register(Corpus(
-    name="iemocap", read=read_iemocap_labels, labels_help="release root", codes=IEMOCAP_CODES,
+    name="iemocap", read=read_iemocap_labels, detect=is_iemocap_root, labels_help="the release root (Session1..5)",
+    codes=IEMOCAP_CODES,
     folds=("1", "2", "3", "4", "5"), fold_split=fold_split))

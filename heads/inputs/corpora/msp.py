@@ -11,7 +11,6 @@ import warnings
 from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -23,11 +22,12 @@ from ..labels import (
     LabelTable,
     check_unique,
     parse_float,
+    read_csv_header,
     read_csv_rows,
     restrict_classes,
     rows_note,
 )
-from .base import Corpus, register
+from .base import Corpus, LabelSource, register
 
 # The challenge baseline's output order (Goncalves et al., "Odyssey 2024 SER Challenge: dataset, baseline,
 # results"). Recorded in every checkpoint and checked on load.
@@ -240,15 +240,23 @@ def attach_detailed(table: LabelTable, detailed: dict[str, list[Annotation]]) ->
 
 
 
-def read_msp(labels: str, detailed: str = "", classes: Sequence[str] = (), strict_detailed: bool = True
-             ) -> LabelTable:
-    """The consensus table, with the detailed file's annotations attached when given, restricted to `classes`."""
-    table = read_msp_consensus(labels)
-    if detailed:
-        table = attach_detailed(table, read_msp_detailed(detailed, strict=strict_detailed))
-    return restrict_classes(table, classes) if classes else table
+def read_msp(source: LabelSource) -> LabelTable:
+    """The consensus table, with the detailed file's annotations attached when given, restricted to --classes."""
+    table = read_msp_consensus(source.labels)
+    if source.detailed:
+        table = attach_detailed(table, read_msp_detailed(source.detailed, strict=source.strict_detailed))
+    return restrict_classes(table, source.classes) if source.classes else table
+
+
+def is_msp_consensus(path: Path) -> bool:
+    """A labels_consensus.csv (or a directory holding one) with every published column."""
+    try:
+        header, _ = read_csv_header(find_consensus(path))
+    except (HeadError, OSError, UnicodeDecodeError):
+        return False
+    return all(c in header for c in CONSENSUS_COLUMNS)
 
 
 MSP_PODCAST = register(Corpus(
-    name="msp", read=read_msp, labels_help="labels_consensus.csv (or its Labels/ dir)", detailed=True,
-    non_class=tuple(MSP_NON_CLASS)))
+    name="msp", read=read_msp, detect=is_msp_consensus, labels_help="labels_consensus.csv (or its Labels/ dir)",
+    detailed=True, non_class=tuple(MSP_NON_CLASS)))
