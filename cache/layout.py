@@ -8,12 +8,15 @@ half-written part where a reader would look.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
+import shutil
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from sercache.errors import SercacheError
 
@@ -89,6 +92,38 @@ def read_json(path: Path) -> Any:
         raise CacheError(f"{path}: missing") from None
     except json.JSONDecodeError as err:
         raise CacheError(f"{path}: not valid JSON ({err})") from None
+
+
+RESUME_HINT = ("every part committed so far is kept: free some space (or choose a store on another disk) and "
+               "run the same command again to resume")
+
+
+@contextmanager
+def disk_full_is_input_error(root: str | Path, hint: str = RESUME_HINT) -> Iterator[None]:
+    """A full disk while writing under `root` (ENOSPC, or h5py's wording of it) becomes a CacheError that names
+    `root`, the free space left there and `hint` (by default: committed parts are kept, the same command
+    resumes), instead of a traceback: the user's to fix, not a bug."""
+    try:
+        yield
+    except OSError as err:
+        if err.errno != errno.ENOSPC and os.strerror(errno.ENOSPC) not in str(err):
+            raise
+        raise CacheError(f"{root}: the disk is full ({os.strerror(errno.ENOSPC)}; {_free_space(root)} free); "
+                         f"{hint}") from err
+
+
+def _free_space(root: str | Path) -> str:
+    path = Path(root).absolute()
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    try:
+        free = shutil.disk_usage(path).free
+    except OSError:
+        return "unknown"
+    for unit, size in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if free >= size:
+            return f"{free / size:.2f} {unit}"
+    return f"{free} bytes"
 
 
 def fsync_tree(root: Path) -> None:

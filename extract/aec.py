@@ -20,7 +20,9 @@ import torch
 from tqdm.auto import tqdm
 
 from sercache.cache import Store, open_store
+from sercache.cache.layout import disk_full_is_input_error
 from sercache.cache.texts import TextSet, TextSetWriter
+from sercache.dataclass_cli import apply_threads, threads_field
 from sercache.errors import SercacheError
 
 from .encoder_base import weights_digest
@@ -31,6 +33,7 @@ TRAIN_SPLITS = {"train"}
 DEV_SPLITS = {"development", "validation", "dev", "valid"}
 SPLIT_ID_COLUMNS = ("FileName", "id", "utt_id")
 SPLIT_COLUMNS = ("Split_Set", "split")
+RETRAIN_HINT = "free some space (or choose another --out) and run the same command again (training starts over)"
 
 
 class AECError(SercacheError):
@@ -96,6 +99,7 @@ class AECTrainConfig:
     beam_size: int = field(default=4, metadata={"help": "beam width when correcting dev"})
     seed: int = field(default=0, metadata={"help": "random seed"})
     device: str = field(default="auto", metadata={"help": "cpu, cuda or auto"})
+    threads: int = threads_field()
     progress: bool = field(default=True, metadata={"help": "show progress bars"})
 
 
@@ -104,6 +108,7 @@ def _device(name: str) -> str:
 
 
 def train_aec(cfg: AECTrainConfig) -> dict[str, Any]:
+    apply_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     store = open_store(cfg.store)
     source, reference = TextSet(store, cfg.source), TextSet(store, cfg.reference)
@@ -130,12 +135,14 @@ def train_aec(cfg: AECTrainConfig) -> dict[str, Any]:
         print(f"epoch {epoch}: train loss {train_loss:.4f}, dev WER {dev_scores.wer:.2f}", file=sys.stderr)
         if best is None or dev_scores.wer < best[1].wer:
             best = (epoch, dev_scores)
-            model.save_pretrained(out / "best")
-            tokenizer.save_pretrained(out / "best")
+            with disk_full_is_input_error(out, RETRAIN_HINT):
+                model.save_pretrained(out / "best")
+                tokenizer.save_pretrained(out / "best")
     result = {"best_epoch": best[0], "dev_original": original.row(), "dev_corrected": best[1].row(),
               "train_pairs": len(train), "dev_pairs": len(dev), "config": asdict(cfg), "epochs": history}
-    (out / "metrics.json").write_text(json.dumps(result, indent=2))
-    _write_csv(out / "epochs.csv", history)
+    with disk_full_is_input_error(out, RETRAIN_HINT):
+        (out / "metrics.json").write_text(json.dumps(result, indent=2))
+        _write_csv(out / "epochs.csv", history)
     print(format_scores({"Original": original, "Corrected": best[1]}))
     if best[1].wer >= original.wer:
         print(f"warning: the best checkpoint's dev WER ({best[1].wer:.2f}) does not beat the uncorrected "
@@ -197,7 +204,8 @@ def correct_text_set(store: Store, source_name: str, model_path: str, name: str 
         tokenizer, model = load_seq2seq(model_path, _device(device))
         corrected = generate(model, tokenizer, [source.text(u) for u in todo], batch_size, beam_size, max_length,
                              progress)
-        writer.commit([{"id": u, "text": t, "source_text": source.text(u)} for u, t in zip(todo, corrected)])
+        with disk_full_is_input_error(store.root):
+            writer.commit([{"id": u, "text": t, "source_text": source.text(u)} for u, t in zip(todo, corrected)])
     print(f"{name}: {len(todo)} transcripts corrected from {source_name}", file=sys.stderr)
     return name
 

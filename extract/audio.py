@@ -26,6 +26,11 @@ class AudioError(SercacheError):
     """An utterance's audio cannot be used; the message names the file and what is wrong."""
 
 
+class NoSoundError(AudioError):
+    """The audio decodes but there is nothing to hear: no samples in the segment, or silence. Extraction
+    refuses it like any bad audio; transcription gives it an empty transcript."""
+
+
 @dataclass
 class AudioInfo:
     """What the header says, enough to plan an extraction before decoding anything."""
@@ -48,20 +53,31 @@ def stat_signature(path: str) -> str:
     return f"{st.st_size}:{st.st_mtime_ns}"
 
 
+def check_file(utt: Utterance) -> None:
+    """A missing or 0-byte file is named as such, before a decoder calls it unreadable."""
+    try:
+        size = os.path.getsize(utt.path)
+    except FileNotFoundError:
+        raise AudioError(f"{utt.path}: file not found (utterance {utt.id!r})") from None
+    except OSError:
+        return  # unreadable: the decoder says why
+    if size == 0:
+        raise AudioError(f"{utt.path}: file is empty (0 bytes) (utterance {utt.id!r})")
+
+
 def probe(utt: Utterance) -> AudioInfo:
-    """The pre-check before any work starts: missing, unreadable and empty files fail on the header,
+    """The pre-check before any work starts: missing, 0-byte, unreadable and empty files fail on the header,
     then the segment's samples go through `check_content`, the very check decoding applies, so that
     silent audio is named here too and both --on-error modes find the same files."""
     import soundfile as sf
 
-    if not os.path.exists(utt.path):
-        raise AudioError(f"{utt.path}: file not found (utterance {utt.id!r})")
+    check_file(utt)
     try:
         with sf.SoundFile(utt.path) as f:
             first, last = _segment_bounds(utt, f.samplerate, f.frames)
             if last - first <= 0:
                 what = "is empty (0 samples)" if f.frames == 0 else "segment is empty"
-                raise AudioError(f"{utt.path}: {what} (utterance {utt.id!r})")
+                raise NoSoundError(f"{utt.path}: {what} (utterance {utt.id!r})")
             f.seek(first)
             data = f.read(last - first, dtype="float32", always_2d=True)
             rate, channels = f.samplerate, f.channels
@@ -81,7 +97,7 @@ def check_content(utt: Utterance, mono: np.ndarray) -> None:
         raise AudioError(f"{utt.path}: contains NaN or inf samples (utterance {utt.id!r})")
     peak = float(np.abs(mono).max()) if len(mono) else 0.0
     if peak < SILENCE_PEAK:
-        raise AudioError(f"{utt.path}: is silent (peak {peak:.2e} < {SILENCE_PEAK:g}) (utterance {utt.id!r})")
+        raise NoSoundError(f"{utt.path}: is silent (peak {peak:.2e} < {SILENCE_PEAK:g}) (utterance {utt.id!r})")
 
 
 def _segment_bounds(utt: Utterance, rate: int, frames: int) -> tuple[int, int]:
@@ -98,8 +114,7 @@ def load(utt: Utterance) -> Audio:
     import soundfile as sf
     import soxr
 
-    if not os.path.exists(utt.path):
-        raise AudioError(f"{utt.path}: file not found (utterance {utt.id!r})")
+    check_file(utt)
     stat = stat_signature(utt.path)
     try:
         with open(utt.path, "rb") as handle:
@@ -114,7 +129,7 @@ def load(utt: Utterance) -> Audio:
     except Exception as err:
         raise AudioError(f"{utt.path}: unreadable audio (utterance {utt.id!r}): {err}") from None
     if data.shape[0] == 0:
-        raise AudioError(f"{utt.path}: is empty (0 samples) (utterance {utt.id!r})")
+        raise NoSoundError(f"{utt.path}: is empty (0 samples) (utterance {utt.id!r})")
     fingerprint = hashlib.blake2b(np.ascontiguousarray(data).tobytes() + str(rate).encode(),
                                   digest_size=16).hexdigest()
     mono = data.mean(axis=1)

@@ -8,6 +8,7 @@ from sercache.cache.encoding import OVERFLOW_POLICIES, STORAGE_DTYPES
 from sercache.cache.layout import BACKENDS
 from sercache.cache.parts import COMPRESSIONS
 from sercache.cache.writer import StorageConfig
+from sercache.dataclass_cli import threads_field
 
 from .encoders import PRECISIONS
 from .whisper import WHISPER_MODES
@@ -55,6 +56,7 @@ class ExtractConfig:
     chunk_frames: int = field(default=0, metadata={"help": "frames per chunk (0: about 1 MiB per chunk)"})
     shard_chunks: int = field(default=64, metadata={"help": "zarr: chunks per shard file (0: no sharding)"})
     force: bool = field(default=False, metadata={"help": "start even if the projected size exceeds free disk"})
+    threads: int = threads_field()
     progress: bool = field(default=True, metadata={"help": "show a progress bar"})
 
     def storage(self) -> StorageConfig:

@@ -17,9 +17,7 @@ import torch
 
 from .encoder_base import EncoderError, weights_digest
 from .layers import LayerSpec
-from .whisper import WindowedWhisper
-
-SAMPLES_PER_FRAME = 320
+from .whisper import SAMPLES_PER_FRAME, WindowedWhisper
 
 
 def is_ctranslate2_dir(path: str) -> bool:

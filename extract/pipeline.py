@@ -16,6 +16,9 @@ from tqdm.auto import tqdm
 
 from sercache import __version__
 from sercache.cache import CacheError, FeatureSetWriter, Store, UtteranceRecord
+from sercache.cache.layout import disk_full_is_input_error
+from sercache.cache.writer import PartSummary
+from sercache.dataclass_cli import apply_threads
 from sercache.errors import SercacheError
 
 from .audio import SAMPLE_RATE, AudioError, load
@@ -24,7 +27,7 @@ from .distributed import init as init_distributed
 from .encoders import AudioEncoder, default_set_name, load_encoder
 from .layers import LayerSpec, parse_layers
 from .manifest import load_manifest
-from .plan import Pending, batches, failure_record, make_parts, merge_plan, probe_all, triage
+from .plan import Pending, bad_input_message, batches, failure_record, make_parts, merge_plan, probe_all, triage
 from .text_features import is_text_model, run_text_extraction
 
 
@@ -50,6 +53,7 @@ def feature_set_name(cfg: ExtractConfig) -> str:
 
 def run_extraction(cfg: ExtractConfig):
     """Audio encoders over a manifest, or (with --text / a text model) a text encoder over a text set."""
+    apply_threads(cfg.threads)
     if not cfg.store:
         raise ExtractionError("--store is required")
     if cfg.text or is_text_model(cfg.model):
@@ -126,19 +130,21 @@ def _layer_indices(encoder: AudioEncoder, layers: LayerSpec) -> list[int]:
 def _plan(ctx, cfg: ExtractConfig, writer: FeatureSetWriter, encoder: AudioEncoder, layers: LayerSpec,
           frame_shape: list[int], sorted_out) -> tuple[list[dict[str, Any]], dict[str, int]] | str:
     """Rank 0 only. Returns the parts to run and each utterance's length, or an error message."""
+    # model_name: what the user typed (a bundled or short name), so `predict` can find the model again
+    # on a machine where the resolved path differs
+    provenance = {**encoder.provenance(), "model_name": cfg.model, "layers": layers.text,
+                  "layer_indices": _layer_indices(encoder, layers), "reduction": layers.reduce,
+                  "frame_shape": frame_shape, "whisper_mode": getattr(encoder, "mode", None),
+                  "toolkit": "sercache", "toolkit_version": _version()}
     try:
-        # model_name: what the user typed (a bundled or short name), so `predict` can find the model again
-        # on a machine where the resolved path differs
-        writer.ensure_metadata({**encoder.provenance(), "model_name": cfg.model, "layers": layers.text,
-                                "layer_indices": _layer_indices(encoder, layers), "reduction": layers.reduce,
-                                "frame_shape": frame_shape, "whisper_mode": getattr(encoder, "mode", None),
-                                "toolkit": "sercache", "toolkit_version": _version()})
+        with disk_full_is_input_error(writer.store.root):
+            writer.ensure_metadata(provenance)
     except CacheError as err:
         return str(err)
     writer.remove_temporaries()
     pending, failures = probe_all(sorted_out.todo, encoder.num_frames, encoder.min_samples, cfg.progress)
     if failures and cfg.on_error == "stop":
-        return _bad_input_message(failures)
+        return bad_input_message(failures)
     committed = set(writer.committed())
     kept, next_number = merge_plan(writer.read_plan(), committed, {p.utt.id for p in pending})
     covered = {uid for part in kept for uid in part["ids"]}
@@ -152,15 +158,12 @@ def _plan(ctx, cfg: ExtractConfig, writer: FeatureSetWriter, encoder: AudioEncod
     problem = _check_disk(cfg, writer, pending, row_bytes)
     if problem:
         return problem
-    writer.write_plan({"parts": kept + new})
+    try:
+        with disk_full_is_input_error(writer.store.root):
+            writer.write_plan({"parts": kept + new})
+    except CacheError as err:
+        return str(err)
     return kept + new, {p.utt.id: p.samples for p in pending}
-
-
-def _bad_input_message(failures: list[dict[str, Any]]) -> str:
-    shown = "\n  ".join(f["error"] for f in failures[:20])
-    more = f"\n  ... and {len(failures) - 20} more" if len(failures) > 20 else ""
-    return (f"{len(failures)} utterance(s) cannot be extracted; nothing was written for them:\n  {shown}{more}\n"
-            "Fix or remove them, or pass --on-error skip to record them as failures and go on.")
 
 
 def _check_disk(cfg: ExtractConfig, writer: FeatureSetWriter, pending: list[Pending], row_bytes: int) -> str | None:
@@ -236,7 +239,7 @@ def _run_parts(ctx, cfg: ExtractConfig, writer: FeatureSetWriter, encoder: Audio
     started = time.perf_counter()
 
     def commit(number: int) -> None:
-        futures.append(pool.submit(writer.commit_part, number, records.pop(number), frame_shape,
+        futures.append(pool.submit(_commit_part, writer, number, records.pop(number), frame_shape,
                                    failures.pop(number), {"rank": ctx.rank}))
         summary.parts += 1
 
@@ -259,6 +262,13 @@ def _run_parts(ctx, cfg: ExtractConfig, writer: FeatureSetWriter, encoder: Audio
     for future in futures:
         summary.clipped += future.result().clipped
     return summary
+
+
+def _commit_part(writer: FeatureSetWriter, *args: Any) -> PartSummary:
+    """Commit one part (in the writer thread); a full disk stops the run with a message saying that the parts
+    committed so far are kept and the same command resumes."""
+    with disk_full_is_input_error(writer.store.root):
+        return writer.commit_part(*args)
 
 
 def _raise_writer_errors(futures: list[Future]) -> None:

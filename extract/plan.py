@@ -14,7 +14,7 @@ from tqdm.auto import tqdm
 
 from sercache.cache.store import FeatureSet
 
-from .audio import AudioError, load, probe, stat_signature
+from .audio import AudioError, AudioInfo, load, probe, stat_signature
 from .manifest import Utterance
 
 
@@ -76,15 +76,30 @@ def probe_all(utterances: Sequence[Utterance], num_frames: Callable[[int], int],
     pending, failures = [], []
     for utt in tqdm(utterances, desc="checking audio", unit="file", disable=not progress, leave=False):
         try:
-            info = probe(utt)
-            if info.samples < min_samples:
-                raise AudioError(
-                    f"{utt.path}: too short ({info.samples} samples = {info.samples / 16:.1f} ms at 16 kHz; "
-                    f"the encoder needs at least {min_samples} samples) (utterance {utt.id!r})")
+            info = precheck(utt, min_samples)
             pending.append(Pending(utt, info.samples, num_frames(info.samples)))
         except AudioError as err:
             failures.append(failure_record(utt, err))
     return pending, failures
+
+
+def precheck(utt: Utterance, min_samples: int) -> AudioInfo:
+    """One file's pre-check, shared by extraction and transcription: `probe` (missing, 0-byte, unreadable,
+    empty, silent), then the model's minimum length."""
+    info = probe(utt)
+    if info.samples < min_samples:
+        raise AudioError(
+            f"{utt.path}: too short ({info.samples} samples = {info.samples / 16:.1f} ms at 16 kHz; "
+            f"the encoder needs at least {min_samples} samples) (utterance {utt.id!r})")
+    return info
+
+
+def bad_input_message(failures: list[dict[str, Any]], done: str = "extracted") -> str:
+    """What --on-error stop says when the pre-check found unusable files: every one of them (20 at most)."""
+    shown = "\n  ".join(f["error"] for f in failures[:20])
+    more = f"\n  ... and {len(failures) - 20} more" if len(failures) > 20 else ""
+    return (f"{len(failures)} utterance(s) cannot be {done}; nothing was written for them:\n  {shown}{more}\n"
+            "Fix or remove them, or pass --on-error skip to record them as failures and go on.")
 
 
 def failure_record(utt: Utterance, err: Exception) -> dict[str, Any]:

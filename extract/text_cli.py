@@ -13,7 +13,7 @@ from pathlib import Path
 from sercache.cache import Store, open_store
 from sercache.cache.texts import TextSetWriter
 from sercache.command import Command
-from sercache.dataclass_cli import add_dataclass_arguments, from_namespace
+from sercache.dataclass_cli import add_dataclass_arguments, apply_threads, from_namespace, threads_field
 
 from .aec import AECTrainConfig, correct_text_set, evaluate_text_sets, format_scores, read_splits, train_aec
 from .manifest import read_id_column
@@ -96,11 +96,13 @@ class CorrectOptions:
     beam_size: int = field(default=4, metadata={"help": "beam width"})
     max_length: int = field(default=128, metadata={"help": "tokens per text at most"})
     device: str = field(default="auto", metadata={"help": "cpu, cuda or auto"})
+    threads: int = threads_field()
     progress: bool = field(default=True, metadata={"help": "show a progress bar"})
 
 
 def _correct(args: argparse.Namespace) -> None:
     o = from_namespace(CorrectOptions, args)
+    apply_threads(o.threads)
     correct_text_set(open_store(o.store), o.source, o.model, o.name, o.batch_size, o.beam_size, o.max_length,
                      o.device, o.progress)
 

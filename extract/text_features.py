@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 
 from sercache import __version__
 from sercache.cache import FeatureSetWriter, Store, UtteranceRecord
+from sercache.cache.layout import disk_full_is_input_error
 from sercache.cache.texts import TextSet, text_chain
 
 from .bundled import resolve_bundled
@@ -181,7 +182,8 @@ def run_text_extraction(cfg) -> TextExtractionSummary:
                                                f"text:{cfg.text}", "", token_ids=ids))
                 summary.windowed += int(item.samples > encoder.max_length - encoder.n_special)
             bar.update(len(group))
-        writer.commit_part(part["part"], records, frame_shape)
+        with disk_full_is_input_error(store.root):
+            writer.commit_part(part["part"], records, frame_shape)
         summary.extracted += len(records)
     bar.close()
     summary.seconds = time.perf_counter() - started

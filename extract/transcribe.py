@@ -16,6 +16,9 @@ than 30 s minus the margin are decoded padded.
 Decoding is deterministic: temperature 0 without fallback, beam search, no conditioning on
 previous text. Whisper's own no-speech rule applies (no_speech_prob > 0.6 and avg_logprob < -1
 gives an empty transcript), and empty or silent audio gives "" without running the model.
+Every file first goes through extraction's pre-check (`plan.precheck`: missing, 0-byte, unreadable, shorter
+than one Whisper frame); with --on-error stop a bad file stops the run before the model loads, with skip it
+is named in the summary and the others are transcribed.
 """
 
 from __future__ import annotations
@@ -29,18 +32,27 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from sercache.cache import Store
+from sercache.cache.layout import disk_full_is_input_error
 from sercache.cache.texts import TextSetWriter
+from sercache.dataclass_cli import apply_threads, threads_field
+from sercache.errors import SercacheError
 
-from .audio import SAMPLE_RATE, AudioError, load
+from .audio import SAMPLE_RATE, AudioError, NoSoundError, load
 from .bundled import resolve_bundled
 from .config import ON_ERROR
 from .encoders import model_digest
 from .manifest import Utterance, load_manifest
-from .whisper import WHISPER_MODES
+from .plan import bad_input_message, failure_record, precheck
+from .whisper import SAMPLES_PER_FRAME, WHISPER_MODES
 
 BACKENDS = ("faster-whisper", "openai-whisper")
 NO_SPEECH_PROB, LOGPROB_FLOOR = 0.6, -1.0
 WINDOW_SAMPLES = 480000
+MIN_SAMPLES = SAMPLES_PER_FRAME  # one Whisper encoder frame (20 ms): what extraction's Whisper encoders need
+
+
+class TranscriptionError(SercacheError):
+    """Audio given to `transcribe` cannot be used; the message names every such file."""
 
 
 @dataclass
@@ -63,8 +75,10 @@ class TranscribeConfig:
                 "clip plus --trim-margin seconds of silence, several times faster on short clips",
         "choices": WHISPER_MODES})
     trim_margin: float = field(default=3.0, metadata={"help": "seconds of silence after each clip in trimmed mode"})
-    on_error: str = field(default="stop", metadata={"help": "unreadable/missing audio: stop or skip",
-                                                     "choices": ON_ERROR})
+    on_error: str = field(default="stop", metadata={
+        "help": "unusable audio (missing, unreadable, too short): stop before transcribing anything, or skip it "
+                "and name it in the summary", "choices": ON_ERROR})
+    threads: int = threads_field()
     progress: bool = field(default=True, metadata={"help": "show a progress bar"})
 
 
@@ -79,7 +93,8 @@ class FasterWhisperBackend:
         from faster_whisper import WhisperModel
 
         self.path = resolve_bundled(cfg.model) or cfg.model
-        self.model = WhisperModel(self.path, device=_device(cfg.device), compute_type=cfg.compute_type)
+        self.model = WhisperModel(self.path, device=_device(cfg.device), compute_type=cfg.compute_type,
+                                  cpu_threads=cfg.threads)
         self.cfg = cfg
         self.margin = int(round(cfg.trim_margin * SAMPLE_RATE))
 
@@ -208,6 +223,7 @@ class TranscriptionSummary:
 
 
 def run_transcription(cfg: TranscribeConfig) -> TranscriptionSummary:
+    apply_threads(cfg.threads)
     started = time.perf_counter()
     name = default_text_name(cfg)
     utterances = load_manifest(cfg.input)
@@ -218,25 +234,54 @@ def run_transcription(cfg: TranscribeConfig) -> TranscriptionSummary:
     if not todo:
         print(f"{name}: nothing to do; {summary.already_done} utterances already transcribed", file=sys.stderr)
         return summary
+    todo = _precheck(cfg, todo, summary)
     backend = load_backend(cfg)
     # everything `predict` needs to transcribe new audio the same way: weights hash, compute type, decoding
-    writer.ensure_metadata({"kind": "asr", "model": cfg.model, "model_path": str(backend.path),
-                            "weights_sha256": model_digest(str(backend.path)), "compute_type": cfg.compute_type,
-                            "backend": cfg.backend, "source": None, "language": cfg.language,
-                            "decoding": {"beam_size": cfg.beam_size, "temperature": 0.0,
-                                         "condition_on_previous_text": False, "batch_size": cfg.batch_size,
-                                         "whisper_mode": cfg.whisper_mode, "trim_margin": cfg.trim_margin}})
+    with disk_full_is_input_error(writer.store.root):
+        writer.ensure_metadata({"kind": "asr", "model": cfg.model, "model_path": str(backend.path),
+                                "weights_sha256": model_digest(str(backend.path)), "compute_type": cfg.compute_type,
+                                "backend": cfg.backend, "source": None, "language": cfg.language,
+                                "decoding": {"beam_size": cfg.beam_size, "temperature": 0.0,
+                                             "condition_on_previous_text": False, "batch_size": cfg.batch_size,
+                                             "whisper_mode": cfg.whisper_mode, "trim_margin": cfg.trim_margin}})
     bar = tqdm(total=len(todo), unit="utt", desc=name, disable=not cfg.progress)
     for start in range(0, len(todo), cfg.part_size):
         chunk = todo[start:start + cfg.part_size]
         records = _transcribe_part(cfg, backend, chunk, summary, bar)
-        writer.commit(records)
+        with disk_full_is_input_error(writer.store.root):
+            writer.commit(records)
     bar.close()
     summary.seconds = time.perf_counter() - started
-    print(f"{name}: transcribed {summary.transcribed} utterances ({summary.audio_seconds / 3600:.2f} h audio, "
-          f"{summary.audio_seconds / max(summary.seconds, 1e-9):.1f}x realtime), {summary.empty} empty, "
-          f"{len(summary.failures)} failed", file=sys.stderr)
+    _report(summary)
     return summary
+
+
+def _precheck(cfg: TranscribeConfig, todo: list[Utterance], summary: TranscriptionSummary) -> list[Utterance]:
+    """Extraction's pre-check of every file before the model loads. Silent and sample-less audio goes on (it gets
+    an empty transcript); any other problem stops the run naming every bad file (--on-error stop), or is recorded
+    in the summary and the file skipped (--on-error skip)."""
+    usable, failures = [], []
+    for utt in tqdm(todo, desc="checking audio", unit="file", disable=not cfg.progress, leave=False):
+        try:
+            precheck(utt, MIN_SAMPLES)
+        except NoSoundError:
+            pass
+        except AudioError as err:
+            failures.append(failure_record(utt, err))
+            continue
+        usable.append(utt)
+    if failures and cfg.on_error == "stop":
+        raise TranscriptionError(bad_input_message(failures, "transcribed"))
+    summary.failures += failures
+    return usable
+
+
+def _report(summary: TranscriptionSummary) -> None:
+    lines = [f"{summary.name}: transcribed {summary.transcribed} utterances ({summary.audio_seconds / 3600:.2f} h "
+             f"audio, {summary.audio_seconds / max(summary.seconds, 1e-9):.1f}x realtime), {summary.empty} empty, "
+             f"{len(summary.failures)} failed" + (":" if summary.failures else "")]
+    lines += [f"  {f['id']}: {f['error']}" for f in summary.failures]
+    print("\n".join(lines), file=sys.stderr)
 
 
 def _transcribe_part(cfg, backend, chunk: list[Utterance], summary: TranscriptionSummary, bar) -> list[dict]:
@@ -244,15 +289,15 @@ def _transcribe_part(cfg, backend, chunk: list[Utterance], summary: Transcriptio
     for utt in chunk:
         try:
             audio = load(utt).samples
-        except AudioError as err:
-            if "is silent" in str(err) or "is empty" in str(err):
-                records.append({"id": utt.id, "text": "", "avg_logprob": None, "no_speech_prob": None,
-                                "n_tokens": 0, "note": str(err)})
-                summary.empty += 1
-                continue
+        except NoSoundError as err:  # silent or no samples: an empty transcript, without running the model
+            records.append({"id": utt.id, "text": "", "avg_logprob": None, "no_speech_prob": None,
+                            "n_tokens": 0, "note": str(err)})
+            summary.empty += 1
+            continue
+        except AudioError as err:  # unusable although the pre-check passed (the file changed since)
             if cfg.on_error == "stop":
                 raise
-            summary.failures.append({"id": utt.id, "error": str(err)})
+            summary.failures.append(failure_record(utt, err))
             continue
         audios.append(audio)
         owners.append(utt)
@@ -265,4 +310,3 @@ def _transcribe_part(cfg, backend, chunk: list[Utterance], summary: Transcriptio
         summary.audio_seconds += sum(len(a) for a in batch) / SAMPLE_RATE
         bar.update(len(batch))
     return records
-

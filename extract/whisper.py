@@ -25,6 +25,7 @@ from .encoder_base import AudioEncoder, EncoderError
 from .layers import LayerSpec
 
 WHISPER_MODES = ("padded", "trimmed")
+SAMPLES_PER_FRAME = 320  # every Whisper model: a 30-s window of 480000 samples gives 1500 encoder frames
 
 
 class WindowedWhisper(AudioEncoder):

@@ -12,6 +12,8 @@ space or comma separated, repeatable). Field metadata, all optional:
 * `flag`: the option name when it is not the field name (`--from` for a field `source`);
 * `positional`: a positional argument instead of an option.
 
+Options that several stages share are declared once here, e.g. `threads_field()` (with `apply_threads`).
+
 Options default to `argparse.SUPPRESS`, so the parsed namespace holds exactly what was typed:
 `given()` can tell `--loss ce` from no `--loss` even though ce is the default, and `from_namespace()`
 lets typed values win over a config file (its `base`) and the config file over the dataclass defaults.
@@ -25,6 +27,8 @@ import types
 import typing
 from pathlib import Path
 from typing import Any, Callable, Mapping, TypeVar
+
+from .errors import SercacheError
 
 T = TypeVar("T")
 
@@ -83,6 +87,26 @@ def from_namespace(cls: type[T], namespace: argparse.Namespace, base: Mapping[st
 def boolean_flags(parser: argparse.ArgumentParser) -> list[argparse.Action]:
     """The --x/--no-x options of a parser (used by the tests that walk every command)."""
     return [a for a in parser._actions if isinstance(a, argparse.BooleanOptionalAction)]
+
+
+# ------------------------------------------------------------------------------------ shared options
+THREADS_HELP = "torch CPU threads (0: torch default)"  # train's HeadConfig.threads says the same
+
+
+def threads_field(group: str | None = None) -> Any:
+    """The `--threads N` field of every stage that computes: torch intra-op threads, 0 = torch's default.
+    The stage calls `apply_threads` with it before any work."""
+    return dataclasses.field(default=0, metadata={"help": THREADS_HELP, **({"group": group} if group else {})})
+
+
+def apply_threads(threads: int) -> None:
+    """`torch.set_num_threads(threads)` when threads > 0; 0 leaves torch's default."""
+    if threads < 0:
+        raise SercacheError(f"--threads {threads}: must be >= 0 (0: torch default)")
+    if threads:
+        import torch  # only a stage that computes calls this; `sercache --help` must not load torch
+
+        torch.set_num_threads(threads)
 
 
 # --------------------------------------------------------------------------------------------- details

@@ -20,6 +20,7 @@ Per-file problems (missing, unreadable, silent, too short) give an error row; th
 from __future__ import annotations
 
 import csv
+import glob
 import json
 import sys
 import tempfile
@@ -39,7 +40,7 @@ from sercache.extract.audio import SAMPLE_RATE, AudioError, load, probe
 from sercache.extract.bundled import resolve_bundled
 from sercache.extract.encoders import load_encoder, model_digest
 from sercache.extract.layers import parse_layers
-from sercache.extract.manifest import Utterance, load_manifest
+from sercache.extract.manifest import AUDIO_SUFFIXES, ManifestError, Utterance, load_manifest
 from sercache.extract.plan import Pending, batches
 from sercache.extract.text_features import TextEncoder
 from sercache.extract.transcribe import config_from_metadata, load_backend, run_transcription
@@ -123,7 +124,8 @@ class Item:
 
 
 def audio_items(audio: Sequence[str] = (), input: str = "", segment: float = 0.0) -> list[Item]:
-    """Files from the command line (id: the file name, or the path as given when names repeat) or a
+    """Files from the command line (directories and patterns expanded by `expand_audio_args`; id: the file name,
+    or the path as given when names repeat) or a
     directory/manifest (ids as extraction gives them), cut into `segment`-second pieces if asked; the
     header is checked here, so missing, unreadable, empty and silent files become error rows."""
     if bool(audio) == bool(input):
@@ -134,6 +136,7 @@ def audio_items(audio: Sequence[str] = (), input: str = "", segment: float = 0.0
     if input:
         utts = load_manifest(input)
     else:
+        audio = expand_audio_args(audio)
         names = [Path(a).name for a in audio]
         unique = len(set(names)) == len(names)
         utts = [Utterance(n if unique else a, str(Path(a))) for n, a in zip(names, audio)]
@@ -156,6 +159,28 @@ def audio_items(audio: Sequence[str] = (), input: str = "", segment: float = 0.0
         for a, b in zip(bounds, stops):
             items.append(Item(f"{u.id}@{a - first:.2f}-{b - first:.2f}", u.path, round(a, 6), round(b, 6)))
     return items
+
+
+def expand_audio_args(audio: Sequence[str]) -> list[str]:
+    """The files named by the command line's audio arguments: a file as given, a directory as its audio files (as
+    --input DIR finds them), a pattern that names no file (a glob the shell passed on unexpanded) as its matches.
+    An argument that gives no file is an error naming it, rather than a run on nothing."""
+    files: list[str] = []
+    for arg in audio:
+        path = Path(arg)
+        if path.is_dir():
+            try:
+                files += [u.path for u in load_manifest(path)]
+            except ManifestError:
+                raise HeadError(f"{arg}: a directory without audio files ({', '.join(AUDIO_SUFFIXES)})") from None
+        elif not path.exists() and glob.has_magic(arg):
+            found = sorted(p for p in glob.glob(arg, recursive=True) if Path(p).is_file())
+            if not found:
+                raise HeadError(f"{arg}: no file matches this pattern")
+            files += found
+        else:
+            files.append(arg)  # missing or unreadable files become error rows, as before
+    return files
 
 
 def _decode(items: list[Item]) -> dict[str, np.ndarray]:

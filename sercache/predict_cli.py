@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Sequence
 
 from sercache.extract.encoders import PRECISIONS
@@ -13,7 +14,7 @@ from sercache.heads.errors import HeadError
 from sercache.heads.inputs.corpora import CORPORA
 
 from .command import Command, run
-from .dataclass_cli import add_dataclass_arguments, from_namespace
+from .dataclass_cli import add_dataclass_arguments, apply_threads, from_namespace, threads_field
 from .predict_audio import predict_audio
 
 
@@ -29,8 +30,8 @@ class PredictOptions:
     input: str = field(default="", metadata={
         "help": "audio to classify: a directory or a manifest (.csv/.tsv/.jsonl with id,path[,start,end])"})
     out: str = field(default="", metadata={
-        "help": "store mode: output directory (required); audio mode: predictions file, .csv or .jsonl "
-                "(default: CSV on stdout)"})
+        "help": "store mode: output directory (required; not a .csv or .jsonl name); audio mode: predictions file, "
+                ".csv or .jsonl (default: CSV on stdout)"})
     store: str = field(default="", metadata={
         "help": "store mode: the feature store (default: the one the run was trained on); audio mode: also cache "
                 "the computed features and transcripts in this store (repeated calls reuse them)"})
@@ -58,11 +59,17 @@ class PredictOptions:
                                     "the challenge baseline's Filename,Prediction with the 8 scores in order "
                                     "A S H U F D C N"})
     device: str = field(default="auto", metadata={"help": "cpu, cuda, cuda:N or auto"})
+    threads: int = threads_field()
     drop_missing: bool = field(default=False, metadata={"help": "skip utterances missing from the cache"})
+
+
+# what audio mode writes to a file; store mode writes a directory
+FILE_SUFFIXES = (".csv", ".jsonl", ".json")
 
 
 def _predict(args: argparse.Namespace) -> None:
     o = from_namespace(PredictOptions, args)
+    apply_threads(o.threads)
     run, audio = (o.run, [*([o.model] if o.model else []), *o.audio]) if o.run else (o.model, o.audio)
     if not run:
         raise HeadError("give the head: a run, ensemble or export directory (first argument or --run)")
@@ -74,6 +81,11 @@ def _predict(args: argparse.Namespace) -> None:
         predict_audio(run, audio, o.input, o.out, o.store, o.segment, o.model_path, o.decision, o.device,
                       o.precision, verbose=True)
         return
+    if o.out.lower().endswith(FILE_SUFFIXES):
+        raise HeadError(f"--out {o.out}: no audio files and no --input were given, so this would be store mode, "
+                        "which writes a directory (submission CSVs, probabilities.csv, predict.json), not a "
+                        f"{Path(o.out).suffix} file; audio files were expected: give them after the head (or "
+                        "--input DIR_OR_MANIFEST), or give store mode a directory name")
     if o.segment or o.model_path:
         raise HeadError("--segment and --model-path apply to audio input (files or --input)")
     if not o.out:
