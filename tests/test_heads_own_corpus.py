@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -47,11 +48,19 @@ TINY = ["--hidden", "8", "--d-model", "8", "--ff-dim", "16", "--batch-size", "16
 
 def test_a_word_labelled_table_trains_without_naming_its_format(tmp_path, capsys):
     labels = write_corpus(tmp_path, ("path", "emotion", "partition"), delimiter="\t")
-    with pytest.warns(UserWarning, match=r"left out of classification \(fear 2 rows\)"):
+    with pytest.warns(UserWarning) as caught:
         code = main(["train", "--store", str(tmp_path / "store"), "--features", "enc/L-1", "--labels", str(labels),
                      "--classes", *WORDS, "--out", str(tmp_path / "run"), *TINY])
     assert code == 0
-    assert f"corpus: csv (recognised from --labels {labels}" in capsys.readouterr().out
+    said = [str(w.message) for w in caught]
+    assert any("left out of classification (fear 2 rows)" in m for m in said)
+    assert any(m.startswith("5 optimiser step(s) per epoch (70 training rows at --batch-size 16)") and
+               "--preset small-data" in m for m in said)
+    out = capsys.readouterr().out
+    assert f"corpus: csv (recognised from --labels {labels}" in out
+    assert re.search(r"^class counts\s+angry\s+happy\s+neutral\s+sad\s+\(none\)$", out, re.M)
+    assert re.search(r"^train\s+18\s+18\s+17\s+17\s+0$", out, re.M)
+    assert re.search(r"^test\s+6\s+6\s+6\s+6\s+0$", out, re.M)
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     assert config["corpus"] == "csv" and config["resolved"]["classes"]["letters"] == list(WORDS)
     assert sorted(p.name for p in (tmp_path / "run").glob("predictions_*.csv")) == ["predictions_dev.csv",
@@ -94,3 +103,12 @@ def test_classes_keep_a_subset_for_every_corpus_and_refuse_a_typo(tmp_path):
     assert four.classes.letters == ("A", "S", "H", "N") and four.label.tolist() == [0, 2, 3]
     two = read_labels("iemocap", str(tmp_path / "IEMOCAP"), classes=["H", "A"])
     assert two.classes.letters == ("H", "A") and two.label.tolist() == [1, 0, -1]
+
+
+@pytest.mark.parametrize("flag, value, message", [
+    ("--gamma", "-1", "--gamma -1: must be >= 0"), ("--dropout", "1", "--dropout 1: must be in [0, 1)"),
+    ("--lr", "0", "--lr 0: must be > 0"), ("--plateau-factor", "1.5", "--plateau-factor 1.5: must be in (0, 1]"),
+    ("--batch-size", "0", "--batch-size 0: must be >= 1")])
+def test_out_of_range_values_are_refused_by_name(flag, value, message, capsys):
+    assert main(["train", "--features", "a/L-1", "--labels", "x.csv", flag, value]) == 2
+    assert f"error: {message}" in capsys.readouterr().err

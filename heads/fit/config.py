@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
+from sercache.dataclass_cli import THREADS_HELP
+
 from ..errors import HeadError
 from ..inputs.corpora import AUTO, CORPORA, LabelSource, get_corpus
 from ..inputs.corpora.csv import GENERIC_COLUMNS
@@ -42,6 +44,32 @@ PRESETS: dict[str, dict[str, Any]] = {
                    "max_epochs": 30, "patience": 0, "schedule": "cosine", "warmup_epochs": 1.0, "ema_epochs": 3.0,
                    "frame_stride": 4},
 }
+
+
+# The values each numeric option accepts, as an interval: anything outside is refused by the option's name before
+# a run starts (a negative --gamma would train a focal loss that favours the easy examples, without a word).
+RANGES: dict[str, str] = {
+    **dict.fromkeys(("batch_size", "max_epochs", "hidden", "d_model", "heads", "ff_dim", "eval_batch_size",
+                     "bucket_batches", "frame_stride", "fusion_rank", "balanced_trials"), "[1, inf)"),
+    **dict.fromkeys(("layers", "deep_layers", "fusion_dim", "balanced_k", "patience", "plateau_patience",
+                     "two_stage_epoch", "max_seconds", "grad_clip", "weight_decay", "warmup_epochs", "ema_epochs",
+                     "unimodal_weight", "aux_weight", "avd_weight", "gamma", "am_margin", "weight_power", "threads",
+                     "max_host_gb"), "[0, inf)"),
+    **dict.fromkeys(("lr", "am_scale", "mixup_alpha", "stage2_lr_factor"), "(0, inf)"),
+    **dict.fromkeys(("dropout", "modality_dropout", "annotation_dropout"), "[0, 1)"),
+    **dict.fromkeys(("mixup_p", "min_agreement"), "[0, 1]"),
+    "plateau_factor": "(0, 1]",
+}
+
+
+def check_range(name: str, value: float, interval: str) -> None:
+    """Refuse `value` outside `interval` ("[0, 1)", "(0, inf)", ...), naming the option and what it accepts."""
+    low, high = (float(x) for x in interval[1:-1].split(","))
+    inside = (value >= low if interval[0] == "[" else value > low) and \
+             (value <= high if interval[-1] == "]" else value < high)
+    if not inside:
+        accepted = (f"{'>=' if interval[0] == '[' else '>'} {low:g}" if high == float("inf") else f"in {interval}")
+        raise HeadError(f"--{flag(name)} {value:g}: must be {accepted}")
 
 
 @dataclass
@@ -227,7 +255,7 @@ class HeadConfig:
                             "in host memory with a GPU, or streamed from the store, else 0", group="runtime")
     amp: str = opt("auto", "bf16 autocast (auto: on for CUDA)", ("auto", "bf16", "off"), group="runtime")
     eval_batch_size: int = opt(512, "batch size for dev/test inference", group="runtime")
-    threads: int = opt(0, "torch CPU threads (0: torch default)", group="runtime")
+    threads: int = opt(0, THREADS_HELP, group="runtime")
     progress: bool = opt(True, "show tqdm progress bars", group="runtime")
     save_checkpoint: bool = opt(True, "write best.safetensors", group="runtime")
 
@@ -258,8 +286,6 @@ class HeadConfig:
             raise HeadError("--soft-labels with --loss amsoftmax is not defined; use ce, focal, wbce or kld")
         if self.annotation_dropout and not self.soft_labels:
             raise HeadError("--annotation-dropout needs --soft-labels P or S")
-        if not 0.0 <= self.annotation_dropout < 1.0:
-            raise HeadError("--annotation-dropout must be in [0, 1)")
         corpus = None if self.corpus == AUTO else get_corpus(self.corpus)  # auto: checked again once resolved
         if (self.soft_labels or self.min_agreement > 0) and corpus is not None and not corpus.detailed:
             raise HeadError("--soft-labels / --min-agreement need per-annotator labels (--corpus "
@@ -270,22 +296,8 @@ class HeadConfig:
             raise HeadError("no input: give --features (audio) and/or --text-features")
         if self.d_model % self.heads:
             raise HeadError(f"--d-model {self.d_model} is not divisible by --heads {self.heads}")
-        for name in ("batch_size", "max_epochs", "hidden", "d_model", "eval_batch_size", "bucket_batches",
-                     "frame_stride"):
-            if getattr(self, name) < 1:
-                raise HeadError(f"--{flag(name)} must be >= 1")
-        if self.fusion_rank < 1:
-            raise HeadError("--fusion-rank must be >= 1")
-        if self.fusion_dim < 0:
-            raise HeadError("--fusion-dim must be >= 0 (0: no projection before the outer product)")
-        if not 0.0 <= self.modality_dropout < 1.0:
-            raise HeadError("--modality-dropout must be in [0, 1)")
-        if self.unimodal_weight < 0:
-            raise HeadError("--unimodal-weight must be >= 0")
-        if self.warmup_epochs < 0 or self.ema_epochs < 0:
-            raise HeadError("--warmup-epochs and --ema-epochs must be >= 0")
-        if not 0.0 <= self.mixup_p <= 1.0:
-            raise HeadError("--mixup-p must be in [0, 1]")
+        for name, interval in RANGES.items():
+            check_range(name, getattr(self, name), interval)
         if self.select == "macro-f1" and task == "avd":
             raise HeadError("--select macro-f1 needs a classification task")
         if self.select == "ccc" and task == "class":

@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
+import warnings
 from typing import Sequence
 
 import numpy as np
@@ -29,12 +30,12 @@ from ..inputs.features import host_budget
 from ..inputs.prefetch import prefetched
 from ..inputs.sampling import batches_per_epoch, block_batches, epoch_order, length_batches, padding_waste, store_blocks
 from .checkpoint import provenance, save_head
-from .config import HeadConfig, selection_metric
+from .config import PRESETS, HeadConfig, selection_metric
 from .losses import Objective, Targets, class_weights, mixed
 from .model import FusionHead, HeadSpec
 from .plan import data_seed
-from .prepare import autocast, batch_inputs, residency
-from .rundir import RunDir
+from .prepare import autocast, batch_inputs, class_counts, residency
+from .rundir import RunDir, counts_table
 from .schedule import LearningRate, WeightAverage
 from .scoring import evaluate, infer, selection_value, write_scored_splits
 
@@ -104,6 +105,7 @@ class HeadRun:
             "notes": prep.notes, "torch": torch.__version__, "residency": residency(prep),
             "data_seed": data_seed(cfg), "batch_order": batch_order(cfg, placement),
             "window_rows": window_rows,  # rows sorted by length together (a bucket, or the shuffle buffer)
+            "class_counts": class_counts(prep), "steps_per_epoch": steps_per_epoch,
         }
         self.run.config({**cfg.to_dict(), "resolved": self.info})
         self.epochs: list[dict] = []
@@ -221,9 +223,12 @@ def train_lockstep(cfgs: Sequence[HeadConfig], prep, placement: str, t_start: fl
     window = blocks.window_rows if blocks is not None else first.batch_size * max(first.bucket_batches, 1)
     steps = batches_per_epoch(prep.groups, first.sampler, first.batch_size, window)
     heads = [HeadRun(cfg, prep, placement, steps, window) for cfg in cfgs]
-    for note in prep.notes:
-        if verbose:
+    if verbose:
+        print(counts_table(class_counts(prep)), flush=True)
+        for note in prep.notes:
             print(f"note: {note}", flush=True)
+    if steps < MIN_STEPS_PER_EPOCH:
+        warnings.warn(few_steps_note(steps, len(prep.train), first), stacklevel=2)
     rng = np.random.default_rng(data_seed(first))
     device = prep.device
     depth = prefetch_depth(first, placement, device)
@@ -271,6 +276,17 @@ def train_lockstep(cfgs: Sequence[HeadConfig], prep, placement: str, t_start: fl
                 + ", ".join(str(r.out) for r in finished.values())) if finished else "no head of the group finished"
         raise DivergedError("; ".join(str(h.error) for h in failed) + f" ({done})", finished)
     return list(finished.values())
+
+
+MIN_STEPS_PER_EPOCH = 10  # below this a head takes too few optimiser steps to leave its initial guess
+
+
+def few_steps_note(steps: int, rows: int, cfg: HeadConfig) -> str:
+    """Why a run with few optimiser steps per epoch may predict one class for everything, and what to change."""
+    fix = (f"use --preset small-data (batch {PRESETS['small-data']['batch_size']}, a narrower head, more epochs)"
+           if cfg.preset != "small-data" else "lower --batch-size")
+    return (f"{steps} optimiser step(s) per epoch ({rows} training rows at --batch-size {cfg.batch_size}): a head "
+            f"trained on so few steps often predicts one class for everything; {fix}")
 
 
 def epoch_batches(prep, cfg: HeadConfig, blocks: "StoreOrder | None", epoch: int, rng: np.random.Generator

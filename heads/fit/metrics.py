@@ -16,8 +16,8 @@ import numpy as np
 DEFINITIONS = {
     "macro_f1": "mean of per-class F1 over all C classes (a class absent from truth and predictions counts 0)",
     "micro_f1": "F1 of pooled counts = accuracy for single-label classification",
-    "accuracy": "WA: correct / N (sklearn accuracy_score)",
-    "balanced_accuracy": "UA: mean per-class recall over classes present in the truth (sklearn "
+    "accuracy": "correct / N (sklearn accuracy_score)",
+    "balanced_accuracy": "mean per-class recall over classes present in the truth (sklearn "
                          "balanced_accuracy_score)",
     "ccc": "concordance correlation, population moments; ccc_mean = mean over arousal, valence, dominance",
 }

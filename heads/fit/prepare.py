@@ -266,3 +266,16 @@ def batch_inputs(prep: Prepared, rows: np.ndarray, rows_t: torch.Tensor | None, 
     return {name: m.gather(rows, rows_t, max(int(m.lengths[rows].max()), 1), dtype)
             for name, m in prep.modalities.items()}
 
+
+def class_counts(prep: Prepared) -> dict[str, dict[str, int]]:
+    """Rows of each class per role (train, dev, then every other split predicted), and those without a class: what
+    a head learns from and is scored on, shown before training starts."""
+    table = prep.table
+    roles = {"train": prep.train, "dev": prep.dev,
+             **{s: r for s, r in prep.predict.items() if s != prep.cfg.dev_split and len(r)}}
+    counts = {}
+    for role, rows in roles.items():
+        labels = table.label[rows]
+        per_class = np.bincount(labels[labels >= 0], minlength=len(table.classes))
+        counts[role] = {**dict(zip(table.classes.letters, per_class.tolist())), "(none)": int((labels < 0).sum())}
+    return counts

@@ -31,8 +31,8 @@ import torch
 from ..errors import HeadError
 from .checkpoint import FORMAT, check_info, load_head, provenance, read_metadata
 from .config import HeadConfig, selection_metric
-from .prepare import prepare, seed_everything
-from .rundir import RunDir
+from .prepare import class_counts, prepare, seed_everything
+from .rundir import RunDir, counts_table
 from .scoring import evaluate, selection_value, write_scored_splits
 
 GRID = (0.01, 0.1, 1.0, 10.0)  # regularisation strengths tried, weakest regularisation last
@@ -241,6 +241,8 @@ def train_probe(cfg: HeadConfig, table, pool, device: torch.device, verbose: boo
     counts = np.bincount(y_train, minlength=C_classes).astype(np.float64)
     weights = len(y_train) / (C_classes * counts) if option == "balanced" else np.ones(C_classes)
     notes = [*prep.notes, *fit.notes]
+    if verbose:
+        print(counts_table(class_counts(prep)), flush=True)
     if cfg.loss != "ce":
         notes.append(f"probe: minimises (weighted) cross-entropy + L2; --loss {cfg.loss} is not used")
     probe_info = {**head.spec(), "grid": fit.grid, "class_weight": option, "train_rows": int(len(train_rows))}

@@ -141,6 +141,15 @@ class RunDir:
         return RunResult(self.path, summary)
 
 
+def counts_table(counts: dict[str, dict[str, int]]) -> str:
+    """Class counts per split as a small aligned table ("(none)": rows without a class)."""
+    columns = list(next(iter(counts.values())))
+    width = max(8, *(len(c) + 2 for c in columns))
+    lines = ["class counts" + "".join(f"{c:>{width}}" for c in columns)]
+    lines += [f"{role:<12}" + "".join(f"{n[c]:>{width}}" for c in columns) for role, n in counts.items()]
+    return "\n".join(lines)
+
+
 def _fmt(value: Any, pct: bool = False) -> str:
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "-"
