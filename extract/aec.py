@@ -20,6 +20,7 @@ import torch
 from tqdm.auto import tqdm
 
 from sercache.cache import Store, open_store
+from sercache.cache.columns import ID_COLUMNS, SPLIT_COLUMNS, canonical_split
 from sercache.cache.layout import disk_full_is_input_error
 from sercache.cache.texts import TextSet, TextSetWriter
 from sercache.dataclass_cli import apply_threads, threads_field
@@ -29,10 +30,6 @@ from .encoder_base import weights_digest
 from .manifest import read_id_column
 from .text_metrics import TextScores, normalize, score
 
-TRAIN_SPLITS = {"train"}
-DEV_SPLITS = {"development", "validation", "dev", "valid"}
-SPLIT_ID_COLUMNS = ("FileName", "id", "utt_id")
-SPLIT_COLUMNS = ("Split_Set", "split")
 RETRAIN_HINT = "free some space (or choose another --out) and run the same command again (training starts over)"
 
 
@@ -41,8 +38,9 @@ class AECError(SercacheError):
 
 
 def read_splits(path: str | Path) -> dict[str, str]:
-    """utterance id -> split, from MSP-Podcast's labels_consensus.csv or any CSV with id/split columns."""
-    return {u: s.lower() for u, s in read_id_column(path, SPLIT_ID_COLUMNS, SPLIT_COLUMNS, "split").items()}
+    """utterance id -> split (train, dev, test, or the name as written, lower-cased), from MSP-Podcast's
+    labels_consensus.csv or any CSV with id and split columns."""
+    return {u: canonical_split(s) for u, s in read_id_column(path, ID_COLUMNS, SPLIT_COLUMNS, "split").items()}
 
 
 def check_references(references: list[str], reference: str, which: str) -> None:
@@ -52,11 +50,12 @@ def check_references(references: list[str], reference: str, which: str) -> None:
                        f"punctuation): nothing to score against; check the {reference!r} text set")
 
 
-def pairs_for(source: TextSet, reference: TextSet, splits: dict[str, str], wanted: set[str]
+def pairs_for(source: TextSet, reference: TextSet, splits: dict[str, str], wanted: str
               ) -> list[tuple[str, str, str]]:
-    """(id, hypothesis, reference) for utterances of the wanted splits that have both texts."""
+    """(id, hypothesis, reference) for utterances of the wanted split (any of its spellings) that have both texts."""
+    wanted = canonical_split(wanted)
     return sorted((u, source.text(u), reference.text(u)) for u, s in splits.items()
-                  if s in wanted and u in source and u in reference)
+                  if canonical_split(s) == wanted and u in source and u in reference)
 
 
 def load_seq2seq(path: str, device: str):
@@ -113,8 +112,8 @@ def train_aec(cfg: AECTrainConfig) -> dict[str, Any]:
     store = open_store(cfg.store)
     source, reference = TextSet(store, cfg.source), TextSet(store, cfg.reference)
     splits = read_splits(cfg.splits)
-    train = pairs_for(source, reference, splits, TRAIN_SPLITS)
-    dev = pairs_for(source, reference, splits, DEV_SPLITS)
+    train = pairs_for(source, reference, splits, "train")
+    dev = pairs_for(source, reference, splits, "dev")
     if not train or not dev:
         raise AECError(f"need train and development pairs with both {cfg.source!r} and {cfg.reference!r} "
                          f"texts; found {len(train)} train, {len(dev)} dev")
@@ -216,7 +215,7 @@ def evaluate_text_sets(store: Store, names: list[str], reference: str, splits: d
     ref = TextSet(store, reference)
     sets = [TextSet(store, n) for n in names]
     ids = sorted(u for u in ref.records if all(u in s for s in sets)
-                 and (splits is None or splits.get(u) in ({split} | (DEV_SPLITS if split in DEV_SPLITS else set()))))
+                 and (splits is None or canonical_split(splits.get(u, "")) == canonical_split(split)))
     if not ids:
         raise AECError(f"no utterance of split {split!r} has text in {reference!r} and in every one of {names}")
     check_references([ref.text(u) for u in ids], reference, split if splits is not None else "shared")

@@ -12,6 +12,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from sercache.cache.columns import pick_column
 from sercache.errors import SercacheError
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".opus", ".aiff", ".aif")
@@ -57,13 +58,12 @@ def load_manifest(source: str | Path) -> list[Utterance]:
 
 def read_id_column(path: str | Path, id_columns: tuple[str, ...], value_columns: tuple[str, ...],
                    what: str) -> dict[str, str]:
-    """{id: value.strip()} from a CSV, taking the first of id_columns and of value_columns that it has."""
+    """{id: value.strip()} from a CSV, taking the first of id_columns and of value_columns that it has (any case)."""
     try:
         with open(path, newline="") as handle:
             reader = csv.DictReader(handle)
             fields = reader.fieldnames or []
-            id_key = next((k for k in id_columns if k in fields), None)
-            value_key = next((k for k in value_columns if k in fields), None)
+            id_key, value_key = pick_column(fields, id_columns), pick_column(fields, value_columns)
             if not id_key or not value_key:
                 raise ManifestError(f"{path}: needs an id column ({' or '.join(id_columns)}) and a {what} column "
                                     f"({' or '.join(value_columns)})")

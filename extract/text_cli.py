@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sercache.cache import Store, open_store
+from sercache.cache.columns import ID_COLUMNS, TRANSCRIPT_COLUMNS
 from sercache.cache.texts import TextSetWriter
 from sercache.command import Command
 from sercache.dataclass_cli import add_dataclass_arguments, apply_threads, from_namespace, threads_field
@@ -19,16 +20,13 @@ from .aec import AECTrainConfig, correct_text_set, evaluate_text_sets, format_sc
 from .manifest import read_id_column
 from .transcribe import TranscribeConfig, run_transcription
 
-TRANSCRIPT_ID_COLUMNS = ("FileName", "id", "utt_id")
-TRANSCRIPT_TEXT_COLUMNS = ("Transcript", "transcript", "text")
-
 
 def read_human_transcripts(path: Path) -> dict[str, str]:
     """MSP-Podcast `Transcripts/` (one .txt per utterance; id = stem + '.wav') or a CSV
     with (FileName|id) and (Transcript|text) columns."""
     if path.is_dir():
         return {p.stem + ".wav": p.read_text(errors="replace").strip() for p in sorted(path.glob("*.txt"))}
-    return read_id_column(path, TRANSCRIPT_ID_COLUMNS, TRANSCRIPT_TEXT_COLUMNS, "transcript")
+    return read_id_column(path, ID_COLUMNS, TRANSCRIPT_COLUMNS, "transcript")
 
 
 # ----------------------------------------------------------------------------------------- transcribe

@@ -73,8 +73,9 @@ def test_named_columns_and_the_errors_that_list_what_is_accepted(tmp_path, capsy
     base = ["train", "--store", str(tmp_path / "store"), "--features", "enc/L-1", "--labels", str(labels),
             "--out", str(tmp_path / "run"), *TINY]
     assert main(base) == 2
-    assert "needs an id and a split column (id: id/utterance_id/uid/FileName/filename/file/path or --id-column; " \
-           "split: split/Split_Set/set/partition or --split-column); found clip, mood, fold" in capsys.readouterr().err
+    assert "needs an id and a split column (id: id/utterance_id/uid/utt_id/utt/utterance/FileName/filename/file/path " \
+           "or --id-column; split: split/Split_Set/set/partition or --split-column); found clip, mood, fold" \
+           in capsys.readouterr().err
     assert main(base + ["--id-column", "clip", "--split-column", "fold", "--label-column", "mood"]) == 2
     assert "class(es) fear have no samples in split 'dev'" in capsys.readouterr().err  # named once, not "fear (fear)"
     assert main(base + ["--id-column", "clip", "--split-column", "fold", "--label-column", "mood",
@@ -112,3 +113,14 @@ def test_classes_keep_a_subset_for_every_corpus_and_refuse_a_typo(tmp_path):
 def test_out_of_range_values_are_refused_by_name(flag, value, message, capsys):
     assert main(["train", "--features", "a/L-1", "--labels", "x.csv", flag, value]) == 2
     assert f"error: {message}" in capsys.readouterr().err
+
+
+def test_a_preset_named_but_not_applied_is_refused():
+    """HeadConfig(preset=...) cannot apply the preset (a default and a given value look alike): refused, not trained
+    as the paper's defaults; from_values (the command line's way) lays the preset under the given values."""
+    from sercache.heads.fit.config import HeadConfig
+    from sercache.heads.fit.plan import check
+
+    with pytest.raises(HeadError, match=r"preset 'small-data' is named but none of its values is set .*from_values"):
+        check(HeadConfig(features=["a/L-1"], preset="small-data"))
+    assert check(HeadConfig.from_values({"features": ["a/L-1"], "preset": "small-data", "lr": 1e-3})).batch_size == 32

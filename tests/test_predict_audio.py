@@ -130,6 +130,9 @@ def test_exported_head_reproduces_the_run_from_wav_files(demo, head, tmp_path):
         assert (export / name).is_file(), name
     card = (export / "README.md").read_text()
     assert "whisper-base-ct2" in card and "test1" in card
+    roles = {"audio": ["audio"], "fusion": ["audio", "asr", "aec", "text"], "avd": ["audio", "asr", "aec", "text"],
+             "vote": ["audio", "asr", "aec", "text"]}[head]
+    assert " ".join(f"--model-path {r}=PATH" for r in roles) + "\n" in card  # the usage for another machine
     if head in ("fusion", "avd"):
         provenance = json.loads((export / "provenance.json").read_text())
         chain = provenance[demo["text"]]["texts"]

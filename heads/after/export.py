@@ -74,6 +74,15 @@ def _export_one(run: Path, to: Path) -> dict[str, Any]:
     return {"name": run.name, "dir": to, "run": loaded, "recipes": recipes}
 
 
+def model_roles(heads: list[dict[str, Any]]) -> list[str]:
+    """The models prediction from audio runs for these heads, by the role names of --model-path, in pipeline
+    order: the audio encoder, the ASR, the AEC model, the text encoder."""
+    kinds = {r.meta.get("kind") for h in heads for r in h["recipes"].values()}
+    texts = {t.get("kind") for h in heads for r in h["recipes"].values() for t in r.texts}
+    roles = {"audio": "audio" in kinds, "asr": "asr" in texts, "aec": "corrected" in texts, "text": "text" in kinds}
+    return [role for role, used in roles.items() if used]
+
+
 def _short(h: str | None) -> str:
     return f"`{h[:16]}…`" if h else "not recorded"
 
@@ -87,6 +96,9 @@ def model_card(run, spec: dict[str, Any] | None, heads: list[dict[str, Any]], to
              "## Use", "", "```bash",
              f"sercache predict {to} recording1.wav recording2.flac --out predictions.csv",
              f"sercache predict {to} --input my_audio_dir/ --segment 5 --out series.jsonl",
+             "# on a machine without these encoders in its cache: point at local copies (hashes are checked)",
+             f"sercache predict {to} recording1.wav --out predictions.csv "
+             + " ".join(f"--model-path {role}=PATH" for role in model_roles(heads)),
              "```", "",
              "Audio of any rate and channel count (resampled to 16 kHz mono); longer than 30 s is encoded in 30-s "
              "windows. The encoders below must be available (bundled, hub cache or `--model-path ROLE=PATH`) and "

@@ -30,6 +30,8 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from sercache.cache.columns import ID_COLUMNS, canonical_split, pick_column
+
 from ..errors import HeadError
 from ..fit.checkpoint import provenance
 from ..fit.config import HeadConfig
@@ -40,12 +42,11 @@ from ..fit.scoring import infer
 from ..inputs.corpora import read_labels
 from ..inputs.corpora.msp import MSP_CLASSES
 from ..inputs.features import FeaturePool, build_modalities, default_device
-from ..inputs.labels import ATTRIBUTES, ClassSet, LabelTable, canonical_split
+from ..inputs.labels import ATTRIBUTES, ClassSet, LabelTable
 from .decision import Decision, Stacker
 from .ensemble import Combined, combine, resolve_member_path
 from .outputs import RunOutputs, load_run, recorded_columns, score
 
-ID_FILE_COLUMNS = ("FileName", "Filename", "filename", "file", "id", "utt", "utterance")
 FORMATS = ("letter", "baseline")
 
 
@@ -59,10 +60,10 @@ def read_ids(path: str | Path) -> list[str]:
     if not lines:
         raise HeadError(f"{path}: empty id list")
     header = next(csv.reader([lines[0]]))
-    if len(header) > 1 or header[0] in ID_FILE_COLUMNS:
-        col = next((h for h in header if h in ID_FILE_COLUMNS), None)
+    if len(header) > 1 or pick_column(header, ID_COLUMNS):
+        col = pick_column(header, ID_COLUMNS)
         if col is None:
-            raise HeadError(f"{path}: CSV without an id column ({'/'.join(ID_FILE_COLUMNS)}); "
+            raise HeadError(f"{path}: CSV without an id column ({'/'.join(ID_COLUMNS)}); "
                             f"header {', '.join(header)}")
         ids = [r[col].strip() for r in csv.DictReader(lines)]
     else:

@@ -475,9 +475,10 @@ def _per_class_section(doc: Doc, figures: Figures, run: RunOutputs, label: str, 
     """Precision/recall/F1/support per class on one split, and its confusion-matrix figure."""
     pc = per_class(m["confusion"])
     doc.h(3, f"{label} — {split}: per class")
-    doc.table(["class", "name", "precision", "recall", "F1", "support"],
-              [[c, n, pct(pc["precision"][j]), pct(pc["recall"][j]), pct(pc["f1"][j]), int(pc["support"][j])]
-               for j, (c, n) in enumerate(zip(run.letters, run.names))])
+    named = list(run.names) != list(run.letters)  # a corpus of word labels has no separate names
+    doc.table(["class", *(["name"] if named else []), "precision", "recall", "F1", "support"],
+              [[c, *([n] if named else []), pct(pc["precision"][j]), pct(pc["recall"][j]), pct(pc["f1"][j]),
+                int(pc["support"][j])] for j, (c, n) in enumerate(zip(run.letters, run.names))])
     figures.add(figure, f"confusion matrix {label} {split}", confusion_figure, m["confusion"], run.letters,
                 f"{label} — {split}: Macro-F1 {pct(m.get('macro_f1'))} %, UA "
                 f"{pct(m.get('balanced_accuracy'))} %, n = {m.get('n')}", names=run.names)

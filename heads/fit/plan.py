@@ -8,12 +8,13 @@ summarises) and grouped for lockstep: heads whose data settings are equal train 
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Callable, Sequence
 
 from ..errors import HeadError
 from ..inputs.corpora import AUTO, resolve_corpus
 from .baseline import check_baseline_config
-from .config import HeadConfig
+from .config import PRESETS, HeadConfig
 from .probe import check_probe_config
 
 # each head kind's option checks, kept with that head
@@ -38,7 +39,22 @@ def check(cfg: HeadConfig) -> HeadConfig:
     cfg.validate()
     HEAD_CHECKS[cfg.head](cfg)
     parse_seeds(cfg.seeds)
+    check_preset_applied(cfg)
     return cfg
+
+
+def check_preset_applied(cfg: HeadConfig) -> None:
+    """`HeadConfig(preset=...)` names a preset without applying it (the dataclass cannot tell a value given from
+    its default); only HeadConfig.from_values, which the command line uses, lays it under the given values. A
+    config that names a preset and holds none of its values is refused rather than trained as the defaults."""
+    if not cfg.preset:
+        return
+    defaults = {f.name: f.default for f in dataclasses.fields(HeadConfig)}
+    differing = {k: v for k, v in PRESETS[cfg.preset].items() if v != defaults[k]}
+    if differing and all(getattr(cfg, k) != v for k, v in differing.items()):
+        raise HeadError(f"preset {cfg.preset!r} is named but none of its values is set ({', '.join(differing)} "
+                        "are the defaults): build the config with HeadConfig.from_values({..., 'preset': "
+                        f"{cfg.preset!r}}}), as the command line does")
 
 
 def parse_seeds(values: Sequence[Any]) -> list[int]:

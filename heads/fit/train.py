@@ -14,10 +14,12 @@ from typing import Any
 
 import torch
 
+from sercache.cache.columns import canonical_split
+
 from ..errors import DivergedError, HeadError
 from ..inputs.corpora import AUTO, detect_corpus, get_corpus
 from ..inputs.features import FeaturePool, default_device
-from ..inputs.labels import LabelTable, canonical_split
+from ..inputs.labels import LabelTable
 from .baseline import resolve_head
 from .config import HeadConfig
 from .folds import fold_configs, write_folds_summary

@@ -98,19 +98,6 @@ class LabelTable:
 
 
 
-# Split names as corpora spell them, and the one each stands for (train / dev / test are the defaults of
-# --train-split, --dev-split and the predicted splits); other names (test1, session3, ...) are kept as written.
-SPLIT_ALIASES = {"train": ("train", "training"), "dev": ("dev", "development", "validation", "valid", "val"),
-                 "test": ("test", "testing")}
-_CANONICAL_SPLIT = {alias: name for name, aliases in SPLIT_ALIASES.items() for alias in aliases}
-
-
-def canonical_split(name: str) -> str:
-    """'Development', 'validation', 'val' -> 'dev'; 'training' -> 'train'; 'testing' -> 'test'; others lower-cased."""
-    low = name.strip().lower()
-    return _CANONICAL_SPLIT.get(low, low)
-
-
 def csv_dialect(path: Path) -> str:
     """The delimiter of a label table: tab for .tsv, else comma."""
     return "\t" if path.suffix.lower() == ".tsv" else ","
@@ -159,14 +146,6 @@ def check_unique(ids: list[str], path: Path) -> None:
     dupes = [k for k, n in Counter(ids).items() if n > 1]
     if dupes:
         raise HeadError(f"{path}: duplicate utterance id(s): {', '.join(dupes[:5])}")
-
-
-def pick_column(header: Sequence[str], names: Sequence[str]) -> str | None:
-    lower = {h.lower(): h for h in header}
-    for n in names:
-        if n.lower() in lower:
-            return lower[n.lower()]
-    return None
 
 
 

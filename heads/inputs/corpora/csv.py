@@ -9,27 +9,15 @@ from typing import Sequence
 
 import numpy as np
 
+from sercache.cache.columns import ID_COLUMNS, LABEL_COLUMNS, SPLIT_COLUMNS, canonical_split, pick_column
+
 from ...errors import HeadError
-from ..labels import (
-    GENDERS,
-    ClassSet,
-    LabelTable,
-    canonical_split,
-    check_unique,
-    parse_float,
-    pick_column,
-    read_csv_rows,
-    rows_note,
-)
+from ..labels import GENDERS, ClassSet, LabelTable, check_unique, parse_float, read_csv_rows, rows_note
 from .base import Corpus, LabelSource, register
 
 # Column names the generic reader recognises (case-insensitive), in the order it looks for them; --id-column,
 # --label-column and --split-column name any other.
-GENERIC_COLUMNS = {
-    "id": ("id", "utterance_id", "uid", "FileName", "filename", "file", "path"),
-    "label": ("label", "emotion", "EmoClass", "class"),
-    "split": ("split", "Split_Set", "set", "partition"),
-}
+GENERIC_COLUMNS = {"id": ID_COLUMNS, "label": LABEL_COLUMNS, "split": SPLIT_COLUMNS}
 GENERIC_ATTRIBUTE_COLUMNS = (("arousal", "EmoAct", "activation"), ("valence", "EmoVal"),
                              ("dominance", "EmoDom"))
 TABLE_SUFFIXES = (".csv", ".tsv")
