@@ -51,3 +51,29 @@ def test_balanced_subsample_draws_k_per_class():
     assert value == 15.0
     assert all((s == [5, 5, 5]).all() for s in seen)
     assert balanced_subsample(metric, groups, 3, k=3, trials=2, seed=1) == 9.0
+
+
+# ----------------------------------------------------------------------------------- bootstrap intervals
+def test_bootstrap_draws_equal_an_independent_per_resample_computation():
+    from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score
+
+    from sercache.heads.fit.metrics import bootstrap_intervals, ccc_draws, ccc_np, classification_draws, resamples
+
+    rng = np.random.default_rng(7)
+    y = rng.integers(0, 4, 60)
+    y_hat = np.where(rng.random(60) < 0.6, y, rng.integers(0, 4, 60))
+    idx = next(resamples(60, draws=50, seed=3))
+    got = classification_draws(y, y_hat, 4, idx)
+    for d, rows in enumerate(idx):
+        assert got["macro_f1"][d] == pytest.approx(f1_score(y[rows], y_hat[rows], labels=range(4), average="macro",
+                                                            zero_division=0))
+        assert got["balanced_accuracy"][d] == pytest.approx(balanced_accuracy_score(y[rows], y_hat[rows]))
+        assert got["accuracy"][d] == pytest.approx(accuracy_score(y[rows], y_hat[rows]))
+    pred, target = rng.normal(size=60), rng.normal(size=60)
+    assert ccc_draws(pred, target, idx) == pytest.approx([ccc_np(pred[r], target[r]) for r in idx])
+    # the interval: 2.5 and 97.5 percentiles of the same 1,000 seeded resamples, drawn here with numpy alone
+    ref_rng = np.random.default_rng(11)
+    values = [f1_score(y[r], y_hat[r], labels=range(4), average="macro", zero_division=0)
+              for _ in range(10) for r in ref_rng.integers(0, 60, size=(100, 60))]
+    ci = bootstrap_intervals(y, y_hat, 4, seed=11)["macro_f1"]
+    assert ci == pytest.approx(list(np.percentile(values, [2.5, 97.5])))

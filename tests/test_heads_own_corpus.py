@@ -61,6 +61,10 @@ def test_a_word_labelled_table_trains_without_naming_its_format(tmp_path, capsys
     assert re.search(r"^class counts\s+angry\s+happy\s+neutral\s+sad\s+\(none\)$", out, re.M)
     assert re.search(r"^train\s+18\s+18\s+17\s+17\s+0$", out, re.M)
     assert re.search(r"^test\s+6\s+6\s+6\s+6\s+0$", out, re.M)
+    assert re.search(r"^95 % interval \(test, bootstrap over its utterances\): Macro-F1 [\d.]+-[\d.]+, UA ", out, re.M)
+    test = json.loads((tmp_path / "run" / "metrics.json").read_text())["splits"]["test"]
+    low, high = test["ci95"]["macro_f1"]
+    assert 0 <= low <= high <= 1 and set(test["ci95"]) == {"macro_f1", "balanced_accuracy", "accuracy"}
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     assert config["corpus"] == "csv" and config["resolved"]["classes"]["letters"] == list(WORDS)
     assert sorted(p.name for p in (tmp_path / "run").glob("predictions_*.csv")) == ["predictions_dev.csv",

@@ -9,7 +9,7 @@ present in the true labels (sklearn's definition; audmetric averages over true U
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 
@@ -98,3 +98,66 @@ def balanced_subsample(metric_fn, groups: np.ndarray, n_groups: int, k: int = 0,
         rows = np.concatenate([rng.choice(r, size=min(k, len(r)), replace=False) for r in by_class])
         scores.append(metric_fn(rows))
     return float(np.mean(scores))
+
+
+# --------------------------------------------------------------------------------- how noisy a score is
+BOOTSTRAP_DRAWS = 1000
+BOOTSTRAP_LEVEL = 0.95
+_CHUNK = 100  # resamples drawn at once: [100, n] indices stay small for a test set of tens of thousands
+
+
+def resamples(n: int, draws: int = BOOTSTRAP_DRAWS, seed: int = 0) -> Iterator[np.ndarray]:
+    """[k, n] row indices, chunk by chunk: `draws` resamples of the n scored utterances with replacement."""
+    rng = np.random.default_rng(seed)
+    for start in range(0, draws, _CHUNK):
+        yield rng.integers(0, n, size=(min(_CHUNK, draws - start), n))
+
+
+def classification_draws(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int, idx: np.ndarray
+                         ) -> dict[str, np.ndarray]:
+    """Macro-F1, UA and WA of each resample in `idx` ([k, n]), with the definitions above (a confusion matrix
+    per resample)."""
+    k = len(idx)
+    codes = (np.arange(k)[:, None] * n_classes + y_true[idx]) * n_classes + y_pred[idx]
+    cm = np.bincount(codes.ravel(), minlength=k * n_classes * n_classes).reshape(k, n_classes, n_classes)
+    tp = np.diagonal(cm, axis1=1, axis2=2).astype(np.float64)
+    support, predicted = cm.sum(2).astype(np.float64), cm.sum(1).astype(np.float64)
+    f1 = np.where(support + predicted > 0, 2 * tp / np.maximum(support + predicted, 1), 0.0)
+    recall = np.where(support > 0, tp / np.maximum(support, 1), np.nan)
+    return {"macro_f1": f1.mean(1), "balanced_accuracy": np.nanmean(recall, 1), "accuracy": tp.sum(1) / idx.shape[1]}
+
+
+def ccc_draws(pred: np.ndarray, target: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """The concordance correlation (population moments) of each resample in `idx`; 0 where it is undefined."""
+    p, t = pred[idx].astype(np.float64), target[idx].astype(np.float64)
+    mp, mt = p.mean(1, keepdims=True), t.mean(1, keepdims=True)
+    cov = ((p - mp) * (t - mt)).mean(1)
+    denom = p.var(1) + t.var(1) + (mp - mt)[:, 0] ** 2
+    return np.where(denom > 0, 2 * cov / np.where(denom > 0, denom, 1), 0.0)
+
+
+def percentile_interval(values: np.ndarray, level: float = BOOTSTRAP_LEVEL) -> list[float]:
+    tail = (1 - level) / 2
+    return [float(np.quantile(values, tail)), float(np.quantile(values, 1 - tail))]
+
+
+def bootstrap_intervals(y_true: np.ndarray | None, y_pred: np.ndarray | None, n_classes: int,
+                        avd_pred: np.ndarray | None = None, avd_true: np.ndarray | None = None, seed: int = 0,
+                        draws: int = BOOTSTRAP_DRAWS) -> dict[str, list[float]]:
+    """95 % percentile intervals of a split's scores over `draws` resamples of its utterances (seeded):
+    Macro-F1, UA and WA of the labelled rows, CCC per attribute and their mean on rows with all three known."""
+    out: dict[str, list[float]] = {}
+    if y_true is not None and y_pred is not None and len(y_true):
+        values = [classification_draws(y_true, y_pred, n_classes, idx) for idx in resamples(len(y_true), draws, seed)]
+        out.update({k: percentile_interval(np.concatenate([v[k] for v in values])) for k in values[0]})
+    if avd_pred is not None and avd_true is not None:
+        known = np.isfinite(avd_true).all(1)
+        if known.sum() >= 2:
+            p, t = avd_pred[known], avd_true[known]
+            per = [np.stack([ccc_draws(p[:, j], t[:, j], idx) for j in range(3)])
+                   for idx in resamples(len(t), draws, seed)]
+            per_attr = np.concatenate(per, axis=1)
+            for j, name in enumerate(("arousal", "valence", "dominance")):
+                out[f"ccc_{name}"] = percentile_interval(per_attr[j])
+            out["ccc_mean"] = percentile_interval(per_attr.mean(0))
+    return out

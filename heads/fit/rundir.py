@@ -183,6 +183,13 @@ def summary_table(result: dict) -> str:
         if has_avd:
             row += "".join(f"{_fmt(m.get(k)):>8}" for k in ("ccc_arousal", "ccc_valence", "ccc_dominance", "ccc_mean"))
         lines.append(row)
+    intervals = {split: m["ci95"] for split, m in result["splits"].items() if m.get("ci95")}
+    for split, ci in intervals.items():
+        shown = [(label, ci[key], key != "ccc_mean") for key, label in
+                 (("macro_f1", "Macro-F1"), ("balanced_accuracy", "UA"), ("accuracy", "WA"), ("ccc_mean", "CCC"))
+                 if key in ci]
+        lines.append(f"95 % interval ({split}, bootstrap over its utterances): " + ", ".join(
+            f"{label} {_fmt(lo, pct)}-{_fmt(hi, pct)}" for label, (lo, hi), pct in shown))
     for split, m in result["splits"].items():
         if "per_class_f1" in m:
             per_class = "  ".join(f"{c} {100 * v:.1f}" for c, v in m["per_class_f1"].items())
