@@ -13,13 +13,12 @@ import io
 import os
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
 from sercache.cli import main
 from sercache.heads import HeadConfig, train
-from sercache.testing import make_synthetic_corpus
+from sercache.testing import make_synthetic_corpus, write_iemocap_corpus
 
 GOLDEN = Path(__file__).parent / "golden"
 REGENERATE = os.environ.get("SERCACHE_REGEN_GOLDEN") == "1"
@@ -102,37 +101,8 @@ def test_store_mode_predict_gives_the_golden_outputs(runs, corpus, tmp_path):
     compare(out, "predict")
 
 
-def write_iemocap(root: Path) -> tuple[Path, Path]:
-    """An IEMOCAP-format release (5 sessions of EmoEvaluation files) and a store of its utterances."""
-    from sercache.cache import FeatureSetWriter, StorageConfig, Store, UtteranceRecord
-
-    rng = np.random.default_rng(3)
-    codes = ["ang", "hap", "exc", "sad", "neu", "fru"]
-    direction = {"ang": 0, "hap": 1, "exc": 1, "sad": 2, "neu": 3, "fru": 4}
-    records = []
-    for s in range(1, 6):
-        folder = root / "IEMOCAP" / f"Session{s}" / "dialog" / "EmoEvaluation"
-        folder.mkdir(parents=True)
-        lines = []
-        for i in range(30):
-            code = codes[i % len(codes)]
-            uid = f"Ses0{s}F_impro0{i % 3 + 1}_{'FM'[i % 2]}{i:03d}"
-            lines.append(f"[{i}.0 - {i + 1}.5]\t{uid}\t{code}\t[2.5000, 3.0000, 3.5000]")
-            x = rng.normal(size=(int(rng.integers(6, 20)), 6)).astype(np.float32)
-            x[:, direction[code]] += 1.0
-            records.append(UtteranceRecord(f"{uid}.wav", x, "f", "s", ""))
-        (folder / f"Ses0{s}F_impro01.txt").write_text("% header\n\n" + "\n\n".join(lines) + "\n")
-    store = Store.create(root / "store")
-    writer = FeatureSetWriter(store, "syn/L-1", StorageConfig())
-    writer.ensure_metadata({"model": "syn", "kind": "audio", "frame_rate": 50.0, "sample_rate": 16000,
-                            "frame_shape": [6], "layers": "-1", "layer_indices": [-1], "reduction": "none",
-                            "whisper_mode": None, "weights_sha256": None})
-    writer.commit_part(0, records, frame_shape=[6])
-    return root / "IEMOCAP", root / "store"
-
-
 def test_iemocap_fold_gives_the_golden_outputs(tmp_path):
-    release, store = write_iemocap(tmp_path)
+    release, store = write_iemocap_corpus(tmp_path, 30, lambda rng: int(rng.integers(6, 20)), shift=1.0, seed=3)
     out = tmp_path / "fold1"
     train(HeadConfig(store=str(store), features=["syn/L-1"], corpus="iemocap", labels=str(release), fold="1",
                      out=str(out), **{**TINY, "hidden": 8, "d_model": 8, "ff_dim": 16, "batch_size": 16}),

@@ -17,7 +17,7 @@ from sercache.heads.cli import main
 from sercache.heads.errors import HeadError
 from sercache.heads.fit.plan import ineffective
 from sercache.heads.fit.sweep import expand
-from sercache.testing import make_synthetic_corpus
+from sercache.testing import make_synthetic_corpus, write_iemocap_corpus
 
 torch.set_num_threads(1)
 FLAGS = ["--hidden", "8", "--d-model", "8", "--ff-dim", "16", "--batch-size", "32", "--max-epochs", "1",
@@ -119,30 +119,7 @@ def test_generic_csv_corpus(corpus, tmp_path):
 
 
 def test_iemocap_leave_one_session_out(tmp_path):
-    from sercache.cache import FeatureSetWriter, StorageConfig, Store, UtteranceRecord
-
-    rng = np.random.default_rng(0)
-    codes = ["ang", "hap", "exc", "sad", "neu", "fru"]
-    direction = {"ang": 0, "hap": 1, "exc": 1, "sad": 2, "neu": 3, "fru": 4}
-    records = []
-    for s in range(1, 6):
-        folder = tmp_path / "IEMOCAP" / f"Session{s}" / "dialog" / "EmoEvaluation"
-        folder.mkdir(parents=True)
-        lines = []
-        for i in range(24):
-            code = codes[i % len(codes)]
-            uid = f"Ses0{s}F_impro0{i % 3 + 1}_{'FM'[i % 2]}{i:03d}"
-            lines.append(f"[{i}.0 - {i + 1}.5]\t{uid}\t{code}\t[2.5000, 3.0000, 3.5000]")
-            x = rng.normal(size=(12, 6)).astype(np.float32)
-            x[:, direction[code]] += 3.0
-            records.append(UtteranceRecord(f"{uid}.wav", x, "f", "s", ""))  # cache ids carry .wav: matched by stem
-        (folder / f"Ses0{s}F_impro01.txt").write_text("% header\n\n" + "\n\n".join(lines) + "\n")
-    store = Store.create(tmp_path / "store")
-    writer = FeatureSetWriter(store, "syn/L-1", StorageConfig())
-    writer.ensure_metadata({"model": "syn", "kind": "audio", "frame_rate": 50.0, "sample_rate": 16000,
-                            "frame_shape": [6], "layers": "-1", "layer_indices": [-1], "reduction": "none",
-                            "whisper_mode": None, "weights_sha256": None})
-    writer.commit_part(0, records, frame_shape=[6])
+    write_iemocap_corpus(tmp_path, 24, lambda rng: 12, shift=3.0, seed=0)
     cfg = HeadConfig(store=str(tmp_path / "store"), features=["syn/L-1"], corpus="iemocap",
                      labels=str(tmp_path / "IEMOCAP"), fold="all", out=str(tmp_path / "folds"), hidden=8,
                      d_model=8, ff_dim=16, batch_size=16, max_epochs=2, progress=False, lr=3e-3)

@@ -10,10 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sercache.cache import FeatureSetWriter, StorageConfig, Store, UtteranceRecord
+from sercache.cache import UtteranceRecord
 from sercache.cli import main
 from sercache.heads.errors import HeadError
 from sercache.heads.inputs.corpora import read_labels
+from sercache.testing import write_audio_feature_set
 
 WORDS = ("angry", "happy", "neutral", "sad")
 SPLITS = ("training", "validation", "testing")
@@ -31,12 +32,7 @@ def write_corpus(root: Path, header: tuple[str, str, str], delimiter: str = ",",
         x[:, WORDS.index(word) if word in WORDS else 4] += 2.0
         records.append(UtteranceRecord(uid, x, "f", "s", ""))
         rows.append(delimiter.join((uid, word, SPLITS[0] if i < 72 else SPLITS[1] if i < 96 else SPLITS[2])))
-    store = Store.create(root / "store")
-    writer = FeatureSetWriter(store, "enc/L-1", StorageConfig())
-    writer.ensure_metadata({"model": "enc", "kind": "audio", "frame_rate": 50.0, "sample_rate": 16000,
-                            "frame_shape": [6], "layers": "-1", "layer_indices": [-1], "reduction": "none",
-                            "whisper_mode": None, "weights_sha256": None})
-    writer.commit_part(0, records, frame_shape=[6])
+    write_audio_feature_set(root / "store", "enc/L-1", records)
     table = root / ("labels.tsv" if delimiter == "\t" else "labels.csv")
     table.write_text(delimiter.join(header) + "\n" + "\n".join(rows) + "\n")
     return table
