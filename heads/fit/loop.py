@@ -60,7 +60,8 @@ class _RandomState:
 class HeadRun:
     """One head being trained on the batches it is given: model, objective, optimiser, selection, records."""
 
-    def __init__(self, cfg: HeadConfig, prep, placement: str, steps_per_epoch: int, window_rows: int):
+    def __init__(self, cfg: HeadConfig, prep, placement: str, steps_per_epoch: int, window_rows: int,
+                 split_counts: dict[str, dict[str, int]]):
         # the shared rows and features under this head's own config: inference (eval batch, amp, the loss's
         # probabilities) and selection read prep.cfg, and those settings may differ between lockstep heads
         self.cfg, self.prep = cfg, dataclasses.replace(prep, cfg=cfg)
@@ -105,7 +106,7 @@ class HeadRun:
             "notes": prep.notes, "torch": torch.__version__, "residency": residency(prep),
             "data_seed": data_seed(cfg), "batch_order": batch_order(cfg, placement),
             "window_rows": window_rows,  # rows sorted by length together (a bucket, or the shuffle buffer)
-            "class_counts": class_counts(prep), "steps_per_epoch": steps_per_epoch,
+            "class_counts": split_counts, "steps_per_epoch": steps_per_epoch,
         }
         self.run.config({**cfg.to_dict(), "resolved": self.info})
         self.epochs: list[dict] = []
@@ -222,9 +223,10 @@ def train_lockstep(cfgs: Sequence[HeadConfig], prep, placement: str, t_start: fl
     blocks = StoreOrder(prep, first, placement) if batch_order(first, placement) == "blocks" else None
     window = blocks.window_rows if blocks is not None else first.batch_size * max(first.bucket_batches, 1)
     steps = batches_per_epoch(prep.groups, first.sampler, first.batch_size, window)
-    heads = [HeadRun(cfg, prep, placement, steps, window) for cfg in cfgs]
+    split_counts = class_counts(prep)
+    heads = [HeadRun(cfg, prep, placement, steps, window, split_counts) for cfg in cfgs]
     if verbose:
-        print(counts_table(class_counts(prep)), flush=True)
+        print(counts_table(split_counts), flush=True)
         for note in prep.notes:
             print(f"note: {note}", flush=True)
     if steps < MIN_STEPS_PER_EPOCH:

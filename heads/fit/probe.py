@@ -241,8 +241,9 @@ def train_probe(cfg: HeadConfig, table, pool, device: torch.device, verbose: boo
     counts = np.bincount(y_train, minlength=C_classes).astype(np.float64)
     weights = len(y_train) / (C_classes * counts) if option == "balanced" else np.ones(C_classes)
     notes = [*prep.notes, *fit.notes]
+    split_counts = class_counts(prep)
     if verbose:
-        print(counts_table(class_counts(prep)), flush=True)
+        print(counts_table(split_counts), flush=True)
     if cfg.loss != "ce":
         notes.append(f"probe: minimises (weighted) cross-entropy + L2; --loss {cfg.loss} is not used")
     probe_info = {**head.spec(), "grid": fit.grid, "class_weight": option, "train_rows": int(len(train_rows))}
@@ -253,7 +254,7 @@ def train_probe(cfg: HeadConfig, table, pool, device: torch.device, verbose: boo
         "rows": {"train": int(len(train_rows)), "dev": int(len(prep.dev)),
                  **{f"predict_{s}": int(len(r)) for s, r in prep.predict.items()}},
         "device": str(device), "placement": pool.placement, "selection_metric": metric_name, "notes": notes,
-        "torch": torch.__version__, "probe": probe_info,
+        "torch": torch.__version__, "probe": probe_info, "class_counts": split_counts,
     }
     run = RunDir(cfg.out)
     run.config({**cfg.to_dict(), "resolved": info})

@@ -98,8 +98,10 @@ def write_scored_splits(run: RunDir, prep: Prepared, predict: Callable[[np.ndarr
         outputs, extra = split_outputs(table, rows, pred)
         run.predictions(split, outputs, table.classes.letters, extra)
         metrics = evaluate(prep, rows, pred)
+        if metrics and split != dev_split:  # dev's are scored below, on the rows selection used
+            metrics["ci95"] = score_intervals(prep, rows, pred)
         if metrics:
-            splits[split] = {**metrics, "ci95": score_intervals(prep, rows, pred)}
+            splits[split] = metrics
     dev_metrics = {**evaluate(prep, prep.dev, dev_pred), "ci95": score_intervals(prep, prep.dev, dev_pred)}
     splits[dev_split] = {**splits.get(dev_split, {}), **dev_metrics}
     return {dev_split: splits.pop(dev_split), **splits}, dev_metrics

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from sercache.cache.columns import canonical_split
+from sercache.dataclass_cli import apply_threads
 
 from ..errors import DivergedError, HeadError
 from ..inputs.corpora import AUTO, detect_corpus, get_corpus
@@ -168,8 +169,7 @@ def _labels(cfg: HeadConfig) -> LabelTable:
 def _inputs(cfg: HeadConfig, table: LabelTable | None, pool: FeaturePool | None
             ) -> tuple[LabelTable, FeaturePool, torch.device]:
     """The label table (this fold's, for a fold protocol), the feature pool and the device of a run."""
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
+    apply_threads(cfg.threads)
     if table is None:
         table = _labels(cfg)
     table = get_corpus(cfg.corpus).of_fold(table, cfg.fold, cfg.iemocap_dev)
