@@ -30,8 +30,8 @@ import numpy as np
 from ..errors import HeadError
 from ..fit.metrics import macro_f1
 from ..fit.rundir import write_json
-from ..inputs.corpora import LabelSource, resolve_corpus
-from .outputs import find_runs, load_run, recorded_columns, score
+from ..inputs.corpora import LabelSource, named_columns, resolve_corpus
+from .outputs import find_runs, load_run, score
 
 FORMAT = "sercache-decision/1"
 FLOOR = 1e-9  # probabilities below this (e.g. written as 0.000000) are floored before the log
@@ -371,7 +371,7 @@ def train_counts(config: dict[str, Any], metrics: dict[str, Any] | None = None) 
     --min-agreement and cache-missing filtering), else from its recorded prior weights (w_j ∝ 1/N_j)."""
     letters = config.get("resolved", {}).get("classes", {}).get("letters")
     try:
-        source = LabelSource(config["labels"], "", tuple(config.get("classes") or ()), recorded_columns(config))
+        source = LabelSource(config["labels"], "", tuple(config.get("classes") or ()), named_columns(config))
         table = resolve_corpus(config["corpus"], config["labels"]).table(
             source, config.get("fold", ""), config.get("iemocap_dev", "next-session"))
         if letters is not None and list(table.classes.letters) != list(letters):

@@ -25,11 +25,6 @@ from ..inputs.corpora import get_corpus
 from ..inputs.labels import ATTRIBUTES
 
 
-def recorded_columns(config: dict[str, Any]) -> tuple[tuple[str, str], ...]:
-    """The label columns a run's config.json names (--id-column, --label-column, --split-column), if any."""
-    return tuple((role, config[f"{role}_column"]) for role in ("id", "label", "split") if config.get(f"{role}_column"))
-
-
 def code_to_class(letters: Sequence[str], corpus: str = "msp") -> dict[str, int]:
     """Corpus code -> class index (codes not listed mean 'no class')."""
     mapping = {c: i for i, c in enumerate(letters)}

@@ -39,13 +39,13 @@ from ..fit.prepare import Prepared
 from ..fit.probe import load_checkpoint
 from ..fit.rundir import SplitOutputs, split_outputs, summary_table, write_json, write_predictions
 from ..fit.scoring import infer
-from ..inputs.corpora import read_labels
+from ..inputs.corpora import named_columns, read_labels
 from ..inputs.corpora.msp import MSP_CLASSES
 from ..inputs.features import FeaturePool, build_modalities, default_device
 from ..inputs.labels import ATTRIBUTES, ClassSet, LabelTable
 from .decision import Decision, Stacker
 from .ensemble import Combined, combine, resolve_member_path
-from .outputs import RunOutputs, load_run, recorded_columns, score
+from .outputs import RunOutputs, load_run, score
 
 FORMATS = ("letter", "baseline")
 
@@ -90,7 +90,7 @@ def target_table(classes: ClassSet, corpus: str, pool, feature_names: Sequence[s
         raise HeadError("give either --ids or --labels/--split, not both")
     split = canonical_split(split) if split else split
     if labels:
-        table = read_labels(corpus, labels, "", config.get("classes") or (), columns=recorded_columns(config))
+        table = read_labels(corpus, labels, "", config.get("classes") or (), columns=named_columns(config))
         if list(table.classes.letters) != list(classes.letters):
             raise HeadError(f"{labels}: class order {table.classes.letters} differs from the model's {classes.letters}")
         if split:

@@ -16,7 +16,7 @@ from typing import Any, Sequence
 from sercache.dataclass_cli import THREADS_HELP
 
 from ..errors import HeadError
-from ..inputs.corpora import AUTO, CORPORA, LabelSource, get_corpus
+from ..inputs.corpora import AUTO, CORPORA, LabelSource, get_corpus, named_columns
 from ..inputs.corpora.csv import GENERIC_COLUMNS
 from ..inputs.sampling import SAMPLERS
 from .losses import LOSSES, SOFT_LOSSES
@@ -308,9 +308,7 @@ class HeadConfig:
 
     def label_source(self, strict_detailed: bool = True) -> LabelSource:
         """Where this run's labels come from: the file, the detailed file, --classes and the named columns."""
-        columns = tuple((role, getattr(self, f"{role}_column")) for role in ("id", "label", "split")
-                        if getattr(self, f"{role}_column"))
-        return LabelSource(self.labels, self.detailed, tuple(self.classes), columns, strict_detailed)
+        return LabelSource(self.labels, self.detailed, tuple(self.classes), named_columns(vars(self)), strict_detailed)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import Any, Callable, Mapping
 
 from ...errors import HeadError
 from ..labels import LabelTable
@@ -72,6 +72,14 @@ class Corpus:
             return table
         assert self.fold_split is not None
         return self.fold_split(table, fold, dev_choice)
+
+
+COLUMN_ROLES = ("id", "label", "split")  # --id-column, --label-column, --split-column
+
+
+def named_columns(values: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+    """The columns a config names (role -> column), from a HeadConfig's fields or a run's config.json alike."""
+    return tuple((role, values[f"{role}_column"]) for role in COLUMN_ROLES if values.get(f"{role}_column"))
 
 
 REGISTRY: dict[str, Corpus] = {}
