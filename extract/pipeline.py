@@ -135,7 +135,7 @@ def _plan(ctx, cfg: ExtractConfig, writer: FeatureSetWriter, encoder: AudioEncod
     provenance = {**encoder.provenance(), "model_name": cfg.model, "layers": layers.text,
                   "layer_indices": _layer_indices(encoder, layers), "reduction": layers.reduce,
                   "frame_shape": frame_shape, "whisper_mode": getattr(encoder, "mode", None),
-                  "toolkit": "sercache", "toolkit_version": _version()}
+                  "toolkit": "sercache", "toolkit_version": __version__}
     try:
         with disk_full_is_input_error(writer.store.root):
             writer.ensure_metadata(provenance)
@@ -178,10 +178,6 @@ def _check_disk(cfg: ExtractConfig, writer: FeatureSetWriter, pending: list[Pend
         return (f"{writer.store.root}: projected {needed / 1e9:.2f} GB does not fit in {free / 1e9:.2f} GB free; "
                 "free space, pick fewer layers or a smaller dtype, or pass --force")
     return None
-
-
-def _version() -> str:
-    return __version__
 
 
 class _AudioBatches(torch.utils.data.Dataset):
