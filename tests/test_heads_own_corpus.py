@@ -66,6 +66,10 @@ def test_a_word_labelled_table_trains_without_naming_its_format(tmp_path, capsys
     assert sorted(p.name for p in (tmp_path / "run").glob("predictions_*.csv")) == ["predictions_dev.csv",
                                                                                    "predictions_test.csv"]
     assert config["resolved"]["rows"] == {"train": 70, "dev": 24, "predict_dev": 24, "predict_test": 24}
+    header = (tmp_path / "run" / "predictions_test.csv").read_text().splitlines()[0]
+    assert header == "id,label,Prediction,prob_angry,prob_happy,prob_neutral,prob_sad"  # not MSP's FileName,EmoClass
+    assert main(["predict", str(tmp_path / "run"), "--out", str(tmp_path / "pred"), "--threads", "1"]) == 0
+    assert (tmp_path / "pred" / "submission_categorical.csv").read_text().startswith("id,label\nclip_0000.wav,")
 
 
 def test_named_columns_and_the_errors_that_list_what_is_accepted(tmp_path, capsys):

@@ -329,7 +329,7 @@ def build_ensemble(paths: Sequence[str | Path], out: str | Path, method: str = "
     if dec_obj is not None and method == "stack":
         notes.append("decision tuned on the out-of-fold stacked dev probabilities")
     final = {s: run_combine(s, dec_obj) if dec_obj is not None else plain[s] for s in splits}
-    run = RunDir(out)
+    run = RunDir(out, ref.corpus)
     metrics, before = write_ensemble_splits(run, final, plain if dec_obj is not None else None, letters)
     member_rows = [member_row(m, out) for m in members]
     task = "both" if has_cls and has_avd else ("class" if has_cls else "avd")

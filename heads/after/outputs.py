@@ -4,8 +4,8 @@ Post-processing (ensembles, decision tuning, reports) works from run directories
 heads trained on different machines, feature sets or days can be combined without retraining.
 A run directory is one written by `train-head` (config.json, metrics.json, epochs.json,
 best.safetensors, predictions_<split>.csv) or by `ensemble` (ensemble.json instead of config.json
-and epochs.json). The truth column `EmoClass` holds the corpus' own code (MSP letters incl. O/X,
-IEMOCAP codes such as `exc`); it is mapped back to the class index the run was scored on.
+and epochs.json). The truth column (`EmoClass` for MSP-Podcast, `label` otherwise) holds the corpus' own code
+(MSP letters incl. O/X, IEMOCAP codes such as `exc`); it is mapped back to the class index the run was scored on.
 """
 
 from __future__ import annotations
@@ -45,14 +45,15 @@ def read_split(path: str | Path, letters: Sequence[str], corpus: str = "msp") ->
             raise HeadError(f"{path}: empty predictions file") from None
         rows = list(reader)
     col = {name: i for i, name in enumerate(header)}
-    if "FileName" not in col:
-        raise HeadError(f"{path}: no FileName column (header: {', '.join(header)})")
+    id_col, truth_col = get_corpus(corpus).columns
+    if id_col not in col:
+        raise HeadError(f"{path}: no {id_col} column (header: {', '.join(header)}); the run's corpus is {corpus}")
     prob_cols = [h for h in header if h.startswith("prob_") and h not in ("prob_female", "prob_male")]
     if prob_cols and [h[5:] for h in prob_cols] != list(letters):
         raise HeadError(f"{path}: probability columns {', '.join(prob_cols)} do not match the run's class order "
                         f"{' '.join(letters)}")
-    ids = [r[col["FileName"]] for r in rows]
-    truth = np.array([r[col["EmoClass"]] if "EmoClass" in col else "" for r in rows], dtype=object)
+    ids = [r[col[id_col]] for r in rows]
+    truth = np.array([r[col[truth_col]] if truth_col in col else "" for r in rows], dtype=object)
     mapping = code_to_class(list(letters), corpus)
     label = np.array([mapping.get(t, -1) for t in truth], dtype=np.int64)
     out = SplitOutputs(ids, truth, label)

@@ -8,7 +8,7 @@ recorded in the run's config; other names may be given (a store laid out differe
 checkpoint refuses sets whose provenance (encoder, layers, reduction, dims, weights, text source)
 differs from what it was trained on.
 
-Files written to `out`:
+Files written to `out` (MSP-Podcast's id and class headers FileName, EmoClass; other corpora's id, label):
   submission_categorical.csv  `FileName,EmoClass` with the predicted class letter (format 'letter',
                               default; EmoClass as in labels_consensus.csv), or, format 'baseline', the
                               challenge baseline's `Filename,Prediction` where Prediction is the quoted,
@@ -39,7 +39,7 @@ from ..fit.prepare import Prepared
 from ..fit.probe import load_checkpoint
 from ..fit.rundir import SplitOutputs, split_outputs, summary_table, write_json, write_predictions
 from ..fit.scoring import infer
-from ..inputs.corpora import named_columns, read_labels
+from ..inputs.corpora import PREDICTION_COLUMNS, named_columns, read_labels, resolve_corpus
 from ..inputs.corpora.msp import MSP_CLASSES
 from ..inputs.features import FeaturePool, build_modalities, default_device
 from ..inputs.labels import ATTRIBUTES, ClassSet, LabelTable
@@ -252,7 +252,7 @@ def predict(path: str | Path, out: str | Path, store: str = "", features: Sequen
     member_out = [split_outputs(table, rows, p.predict(table, rows, m))[0] for p, m in zip(predictors, mods)]
     letters = list(predictors[0].classes.letters)
     combined = combine_members(path, spec, member_dirs, member_out, letters, decision)
-    files = write_predict_files(out, combined, letters, fmt)
+    files = write_predict_files(out, combined, letters, fmt, resolve_corpus(corpus, labels).columns)
     result, dec_obj = combined.out, combined.decision
     metrics = score(result, letters)
     payload = {"model": str(path), "kind": combined.method, "store": str(store), "utterances": what, "n": len(result),
@@ -283,11 +283,13 @@ def _rows_to_predict(table: LabelTable, present: np.ndarray, drop_missing: bool)
     return rows, notes
 
 
-def write_predict_files(out: Path, combined: Combined, letters: list[str], fmt: str) -> list[str]:
-    """probabilities.csv and the challenge submission files; returns their names."""
+def write_predict_files(out: Path, combined: Combined, letters: list[str], fmt: str,
+                        columns: tuple[str, str]) -> list[str]:
+    """probabilities.csv and the submission files, headed by the corpus' id and label `columns`; returns their
+    names."""
     result, dec_obj = combined.out, combined.decision
     out.mkdir(parents=True, exist_ok=True)
-    write_predictions(out / "probabilities.csv", result, letters)
+    write_predictions(out / "probabilities.csv", result, letters, columns=columns)
     files = ["probabilities.csv"]
     if result.probs is not None:
         if fmt == "baseline":
@@ -305,10 +307,10 @@ def write_predict_files(out: Path, combined: Combined, letters: list[str], fmt: 
             write_submission_baseline(out / "submission_categorical.csv", result.ids, scores)
         else:
             write_submission_letters(out / "submission_categorical.csv", result.ids,
-                                     [letters[int(i)] for i in result.decision])
+                                     [letters[int(i)] for i in result.decision], columns)
         files.append("submission_categorical.csv")
     if result.avd_pred is not None:
-        write_submission_attributes(out / "submission_attributes.csv", result.ids, result.avd_pred)
+        write_submission_attributes(out / "submission_attributes.csv", result.ids, result.avd_pred, columns[0])
         files.append("submission_attributes.csv")
     return files
 
@@ -325,10 +327,11 @@ def _print_prediction(payload: dict[str, Any], path: Path, out: Path, what: str)
 
 
 # ----------------------------------------------------------------------------------- submission files
-def write_submission_letters(path: Path, ids: Sequence[str], letters: Sequence[str]) -> None:
+def write_submission_letters(path: Path, ids: Sequence[str], letters: Sequence[str],
+                             columns: tuple[str, str]) -> None:
     with open(path, "w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["FileName", "EmoClass"])
+        writer.writerow(list(columns))
         writer.writerows(zip(ids, letters))
 
 
@@ -340,10 +343,10 @@ def write_submission_baseline(path: Path, ids: Sequence[str], scores: np.ndarray
             writer.writerow([uid, ",".join(f"{v:.6f}" for v in row)])
 
 
-def write_submission_attributes(path: Path, ids: Sequence[str], values: np.ndarray) -> None:
+def write_submission_attributes(path: Path, ids: Sequence[str], values: np.ndarray, id_column: str) -> None:
     with open(path, "w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["FileName", *ATTRIBUTES])
+        writer.writerow([id_column, *ATTRIBUTES])
         for uid, row in zip(ids, values):
             writer.writerow([uid, *[f"{v:.6f}" for v in row]])
 
@@ -354,10 +357,10 @@ def read_submission(path: str | Path) -> dict[str, Any]:
         reader = csv.reader(handle)
         header = next(reader)
         rows = list(reader)
-    if header == ["FileName", "EmoClass"]:
+    if len(header) == 2 and header[1] in ("EmoClass", PREDICTION_COLUMNS[1]):
         return {r[0]: r[1] for r in rows}
     if header == ["Filename", "Prediction"]:
         return {r[0]: np.array([float(v) for v in r[1].split(",")]) for r in rows}
-    if header == ["FileName", *ATTRIBUTES]:
+    if header[1:] == list(ATTRIBUTES):
         return {r[0]: tuple(float(v) for v in r[1:]) for r in rows}
     raise HeadError(f"{path}: unknown submission header {header}")

@@ -67,7 +67,7 @@ class HeadRun:
         self.cfg, self.prep = cfg, dataclasses.replace(prep, cfg=cfg)
         table, device = prep.table, prep.device
         self.task = cfg.resolved_task()
-        self.run = RunDir(cfg.out)
+        self.run = RunDir(cfg.out, cfg.corpus)
         C = len(table.classes)
         self.weights = np.ones(C, np.float32)
         if self.task in ("class", "both"):

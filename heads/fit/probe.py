@@ -256,7 +256,7 @@ def train_probe(cfg: HeadConfig, table, pool, device: torch.device, verbose: boo
         "device": str(device), "placement": pool.placement, "selection_metric": metric_name, "notes": notes,
         "torch": torch.__version__, "probe": probe_info, "class_counts": split_counts,
     }
-    run = RunDir(cfg.out)
+    run = RunDir(cfg.out, cfg.corpus)
     run.config({**cfg.to_dict(), "resolved": info})
     info.update(best_epoch=1, selection_value=fit.value, layer_weights={})
     if cfg.save_checkpoint:

@@ -14,6 +14,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from ..inputs.corpora import PREDICTION_COLUMNS, get_corpus
 from ..inputs.labels import ATTRIBUTES, LabelTable
 from .metrics import DEFINITIONS
 
@@ -70,12 +71,14 @@ class SplitOutputs:
 
 
 def write_predictions(path: Path, out: SplitOutputs, letters: Sequence[str],
-                      extra: dict[str, np.ndarray] | None = None) -> None:
-    """predictions_<split>.csv in the trainer's layout; `decision` is written as Prediction (it need not be
-    the argmax of the probabilities, e.g. after a tie rule or a bias), `extra` columns are appended."""
-    header = ["FileName"]
+                      extra: dict[str, np.ndarray] | None = None, columns: tuple[str, str] = PREDICTION_COLUMNS
+                      ) -> None:
+    """predictions_<split>.csv in the trainer's layout, headed by the corpus' id and truth `columns`; `decision`
+    is written as Prediction (it need not be the argmax of the probabilities, e.g. after a tie rule or a bias),
+    `extra` columns are appended."""
+    header = [columns[0]]
     if out.probs is not None:
-        header += ["EmoClass", "Prediction", *[f"prob_{c}" for c in letters]]
+        header += [columns[1], "Prediction", *[f"prob_{c}" for c in letters]]
     if out.avd_pred is not None:
         header += [*ATTRIBUTES, *[f"pred_{a}" for a in ATTRIBUTES]]
     extra = extra or {}
@@ -114,10 +117,12 @@ def split_outputs(table: LabelTable, rows: np.ndarray, pred: dict[str, np.ndarra
 class RunDir:
     """The one writer of a run directory: config.json (ensemble.json for an ensemble), epochs.json / epochs.csv,
     predictions_<split>.csv and metrics.json. Trainers and ensembles write through it; after/outputs.py reads
-    what it wrote. Per-epoch logs are rewritten after every epoch, so a killed run still documents what it did."""
+    what it wrote. Per-epoch logs are rewritten after every epoch, so a killed run still documents what it did.
+    `corpus` (resolved, not auto) names the predictions' id and truth columns."""
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, corpus: str):
         self.path = Path(path)
+        self.columns = get_corpus(corpus).columns
         self.path.mkdir(parents=True, exist_ok=True)
 
     def config(self, values: dict[str, Any], ensemble: bool = False) -> None:
@@ -134,7 +139,7 @@ class RunDir:
 
     def predictions(self, split: str, out: SplitOutputs, letters: Sequence[str],
                     extra: dict[str, np.ndarray] | None = None) -> None:
-        write_predictions(self.path / f"predictions_{split}.csv", out, letters, extra)
+        write_predictions(self.path / f"predictions_{split}.csv", out, letters, extra, self.columns)
 
     def metrics(self, summary: dict[str, Any]) -> "RunResult":
         write_json(self.path / METRICS_FILE, summary)

@@ -11,7 +11,7 @@ import pkgutil
 from typing import Sequence
 
 from ..labels import LabelTable
-from .base import AUTO, REGISTRY, Corpus, LabelSource, detect_corpus, get_corpus, named_columns
+from .base import AUTO, PREDICTION_COLUMNS, REGISTRY, Corpus, LabelSource, detect_corpus, get_corpus, named_columns
 
 for _module in sorted(m.name for m in pkgutil.iter_modules(__path__)):
     if _module != "base":
@@ -32,5 +32,5 @@ def read_labels(corpus: str, labels: str, detailed: str = "", classes: Sequence[
     return resolve_corpus(corpus, labels).table(source)
 
 
-__all__ = ["AUTO", "CORPORA", "Corpus", "LabelSource", "detect_corpus", "get_corpus", "named_columns", "read_labels",
+__all__ = ["AUTO", "CORPORA", "PREDICTION_COLUMNS", "Corpus", "LabelSource", "detect_corpus", "get_corpus", "named_columns", "read_labels",
            "resolve_corpus"]

@@ -11,6 +11,7 @@ from ..labels import LabelTable
 
 ALL_FOLDS = ("", "all")  # --fold values that mean "every fold of the protocol, one run each"
 AUTO = "auto"  # --corpus auto: the registered corpus that recognises --labels
+PREDICTION_COLUMNS = ("id", "label")  # id and truth headers of predictions files, unless a corpus names its own
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,8 @@ class Corpus:
     splits of one fold as train / dev / test. `codes` maps the corpus' own codes (as written in the EmoClass
     column of predictions) to class letters where they differ; `non_class` are codes that mark a labelled
     utterance without a class (MSP-Podcast's O and X); `detailed`: per-annotator labels are available
-    (soft labels, agreement filtering).
+    (soft labels, agreement filtering). `columns`: the id and truth headers of the predictions files a run on
+    this corpus writes (MSP-Podcast keeps its challenge's FileName, EmoClass; other corpora id, label).
     """
 
     name: str
@@ -48,6 +50,7 @@ class Corpus:
     codes: Mapping[str, str] = field(default_factory=dict)
     folds: tuple[str, ...] = ()
     fold_split: Callable[[LabelTable, str, str], LabelTable] | None = None
+    columns: tuple[str, str] = PREDICTION_COLUMNS
 
     def runs_all_folds(self, fold: str) -> bool:
         """--fold all (or none given) on a fold protocol: one run per fold and their summary."""

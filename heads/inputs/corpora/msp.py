@@ -259,4 +259,4 @@ def is_msp_consensus(path: Path) -> bool:
 
 MSP_PODCAST = register(Corpus(
     name="msp", read=read_msp, detect=is_msp_consensus, labels_help="labels_consensus.csv (or its Labels/ dir)",
-    detailed=True, non_class=tuple(MSP_NON_CLASS)))
+    detailed=True, non_class=tuple(MSP_NON_CLASS), columns=("FileName", "EmoClass")))
