@@ -38,7 +38,7 @@ from sercache.heads.after.ensemble import build_ensemble
 from sercache.heads.after.report import build_report
 from sercache.heads.after.seedstats import mean_std
 from sercache.heads.fit.config import PRESETS
-from sercache.heads.fit.metrics import classification_metrics
+from sercache.heads.fit.metrics import REFERENCE_KEYS, reference_scores
 from sercache.heads.fit.plan import parse_seeds
 from sercache.heads.fit.seeds import write_seeds_summary
 
@@ -238,27 +238,6 @@ def _consensus(corpus: Path) -> dict[str, list[str]]:
     return out
 
 
-def chance_macro_f1(truth: list[str], draws: int = 20000, seed: int = 0) -> float:
-    """Expected Macro-F1 (over all C classes, as the heads are scored) of guessing uniformly at random,
-    by simulation. Not 1/C: a rare class' F1 is capped by its low precision."""
-    import numpy as np
-
-    C = len(CLASSES)
-    y = np.asarray([CLASSES.index(c) for c in truth])
-    rng = np.random.default_rng(seed)
-    total = 0.0
-    for start in range(0, draws, 1000):
-        n = min(1000, draws - start)
-        guess = rng.integers(0, C, size=(n, len(y)))
-        cells = np.arange(n)[:, None] * C * C + y[None, :] * C + guess
-        cm = np.bincount(cells.ravel(), minlength=n * C * C).reshape(n, C, C)
-        tp = np.diagonal(cm, axis1=1, axis2=2)
-        denom = cm.sum(1) + cm.sum(2)
-        f1 = np.where(denom > 0, 2 * tp / np.maximum(denom, 1), 0.0)
-        total += f1.mean(1).sum()
-    return float(total / draws)
-
-
 def baselines(corpus: Path) -> dict[str, dict[str, dict[str, float]]]:
     """Per scored split: the majority class of Train predicted for every file, and uniform guessing
     (UA and WA of uniform guessing are exactly 1/C; its Macro-F1 is simulated)."""
@@ -266,13 +245,10 @@ def baselines(corpus: Path) -> dict[str, dict[str, dict[str, float]]]:
     majority = max(CLASSES, key=labels["Train"].count)
     out: dict[str, dict[str, dict[str, float]]] = {"majority": {}, "chance": {}}
     for split, corpus_split in SCORED:
-        truth = labels.get(corpus_split, [])
-        y = [CLASSES.index(c) for c in truth]
-        m = classification_metrics(y, [CLASSES.index(majority)] * len(y), CLASSES)
-        out["majority"][split] = {"macro_f1": m["macro_f1"], "balanced_accuracy": m["balanced_accuracy"],
-                                  "accuracy": m["accuracy"], "class": majority}
-        out["chance"][split] = {"macro_f1": chance_macro_f1(truth), "balanced_accuracy": 1 / len(CLASSES),
-                                "accuracy": 1 / len(CLASSES)}
+        y = [CLASSES.index(c) for c in labels.get(corpus_split, [])]
+        ref = reference_scores(y, CLASSES.index(majority), CLASSES)
+        out["majority"][split] = {**{k: ref["majority"][k] for k in REFERENCE_KEYS}, "class": majority}
+        out["chance"][split] = ref["chance"]
     return out
 
 

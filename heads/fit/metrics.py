@@ -9,7 +9,7 @@ present in the true labels (sklearn's definition; audmetric averages over true U
 
 from __future__ import annotations
 
-from typing import Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
@@ -160,4 +160,73 @@ def bootstrap_intervals(y_true: np.ndarray | None, y_pred: np.ndarray | None, n_
             for j, name in enumerate(("arousal", "valence", "dominance")):
                 out[f"ccc_{name}"] = percentile_interval(per_attr[j])
             out["ccc_mean"] = percentile_interval(per_attr.mean(0))
+    return out
+
+
+# ------------------------------------------------------------------------- what a score has to beat
+CHANCE_DRAWS = 20000
+_CHANCE_CELLS = 1 << 22  # guesses drawn at once (32 MiB of int64); 1,000 draws per chunk up to 4,194 rows
+
+
+def chance_macro_f1(y_true: np.ndarray, n_classes: int, draws: int = CHANCE_DRAWS, seed: int = 0) -> float:
+    """Expected Macro-F1 (over all n_classes, as the heads are scored) of guessing uniformly at random, by a
+    seeded simulation. Not 1/C: a rare class' F1 is capped by its low precision, so the yardstick a head must
+    clear depends on the split's class balance. (UA and WA of uniform guessing are exactly 1/C.)"""
+    y = np.asarray(y_true, dtype=np.int64)
+    C = n_classes
+    rng = np.random.default_rng(seed)
+    chunk = max(1, min(1000, _CHANCE_CELLS // max(len(y), 1)))
+    total = 0.0
+    for start in range(0, draws, chunk):
+        n = min(chunk, draws - start)
+        guess = rng.integers(0, C, size=(n, len(y)))
+        cells = np.arange(n)[:, None] * C * C + y[None, :] * C + guess
+        cm = np.bincount(cells.ravel(), minlength=n * C * C).reshape(n, C, C)
+        tp = np.diagonal(cm, axis1=1, axis2=2)
+        denom = cm.sum(1) + cm.sum(2)
+        f1 = np.where(denom > 0, 2 * tp / np.maximum(denom, 1), 0.0)
+        total += f1.mean(1).sum()
+    return float(total / draws)
+
+
+REFERENCE_KEYS = ("macro_f1", "balanced_accuracy", "accuracy")
+
+
+def reference_scores(y_true: np.ndarray | Sequence[int], majority: int, letters: Sequence[str],
+                     draws: int = CHANCE_DRAWS, seed: int = 0) -> dict[str, dict[str, Any]]:
+    """Two floors for one split's labelled rows: predicting the training majority class for every row, and
+    guessing uniformly at random. A Macro-F1 or WA is only meaningful next to them (WA of the majority class
+    can look high on an imbalanced split; chance Macro-F1 is below 1/C)."""
+    y = np.asarray(y_true, dtype=np.int64)
+    m = classification_metrics(y, np.full(len(y), majority, dtype=np.int64), letters)
+    C = len(letters)
+    return {"majority": {"class": letters[majority], **{k: m[k] for k in REFERENCE_KEYS}},
+            "chance": {"macro_f1": chance_macro_f1(y, C, draws, seed), "balanced_accuracy": 1 / C,
+                       "accuracy": 1 / C}}
+
+
+def group_scores(groups: np.ndarray, letters: Sequence[str], y_true: np.ndarray | None = None,
+                 y_pred: np.ndarray | None = None, avd_true: np.ndarray | None = None,
+                 avd_pred: np.ndarray | None = None) -> dict[str, dict[str, Any]]:
+    """Scores per group (gender, speaker) of one split's rows; '' in `groups` = unknown, left out. A split's
+    mean can hide a group the head fails on. Classification: Macro-F1 (over all C classes), UA and WA of the
+    group's labelled rows (y_true >= 0), n = their count; CCC mean on the group's rows with all three
+    attributes known (at least 2), n_avd = their count (n too when the head does not classify)."""
+    out: dict[str, dict[str, Any]] = {}
+    for name in sorted(set(groups.tolist()) - {""}):
+        member = groups == name
+        entry: dict[str, Any] = {}
+        if y_true is not None and y_pred is not None:
+            scored = member & (y_true >= 0)
+            if scored.any():
+                m = classification_metrics(y_true[scored], y_pred[scored], letters)
+                entry.update(n=m["n"], **{k: m[k] for k in REFERENCE_KEYS})
+        if avd_true is not None and avd_pred is not None:
+            scored = member & np.isfinite(avd_true).all(1)
+            if scored.sum() >= 2:
+                entry.update(ccc_mean=regression_metrics(avd_pred[scored], avd_true[scored])["ccc_mean"],
+                             n_avd=int(scored.sum()))
+                entry.setdefault("n", entry["n_avd"])
+        if entry:
+            out[name] = entry
     return out

@@ -199,9 +199,42 @@ def summary_table(result: dict) -> str:
         if "per_class_f1" in m:
             per_class = "  ".join(f"{c} {100 * v:.1f}" for c, v in m["per_class_f1"].items())
             lines.append(f"per-class F1 ({split}): {per_class}")
+    for split, m in result["splits"].items():
+        lines += reference_lines(split, m)
     if has_cls:
         lines.append(f"WA = {DEFINITIONS['accuracy']}; UA = {DEFINITIONS['balanced_accuracy']}")
     return "\n".join(lines)
+
+
+_GROUP_SCORES = (("macro_f1", "Macro-F1", True), ("balanced_accuracy", "UA", True), ("accuracy", "WA", True),
+                 ("ccc_mean", "CCC", False))
+
+
+def _scores(m: dict, keys: Sequence[str] = ("macro_f1", "balanced_accuracy", "accuracy", "ccc_mean")) -> str:
+    return ", ".join(f"{label} {_fmt(m[key], pct)}" for key, label, pct in _GROUP_SCORES if key in m and key in keys)
+
+
+def reference_lines(split: str, m: dict) -> list[str]:
+    """A split's scores in context: the majority-class and chance floors, the scores per gender, and the
+    spread over speakers (min / median / max; metrics.json lists every speaker)."""
+    lines = []
+    if "reference" in m:
+        ref = m["reference"]
+        lines.append(f"reference ({split}): majority class {ref['majority']['class']}: {_scores(ref['majority'])}; "
+                     f"chance: {_scores(ref['chance'])}")
+    if "by_gender" in m:
+        lines.append(f"by gender ({split}): " + "; ".join(
+            f"{name} n={g['n']} {_scores(g, ('macro_f1', 'balanced_accuracy', 'ccc_mean'))}"
+            for name, g in m["by_gender"].items()))
+    speakers = m.get("by_speaker", {})
+    key, label, pct = ("balanced_accuracy", "UA", True) if any("balanced_accuracy" in g for g in speakers.values()) \
+        else ("ccc_mean", "CCC", False)
+    values = np.array([g[key] for g in speakers.values() if g.get(key) is not None], dtype=np.float64)
+    values = values[np.isfinite(values)]
+    if len(values):
+        low, mid, high = (_fmt(float(v), pct) for v in (values.min(), np.median(values), values.max()))
+        lines.append(f"by speaker ({split}, {len(values)} speakers): {label} min {low} median {mid} max {high}")
+    return lines
 
 
 @dataclass

@@ -8,8 +8,16 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from ..inputs.labels import LabelTable
 from .losses import Objective, probabilities
-from .metrics import balanced_subsample, bootstrap_intervals, classification_metrics, regression_metrics
+from .metrics import (
+    balanced_subsample,
+    bootstrap_intervals,
+    classification_metrics,
+    group_scores,
+    reference_scores,
+    regression_metrics,
+)
 from .model import FusionHead
 from .prepare import Prepared, autocast, batch_inputs
 from .rundir import RunDir, split_outputs
@@ -84,7 +92,6 @@ def selection_value(prep: Prepared, rows: np.ndarray, pred: dict[str, np.ndarray
     return balanced_subsample(score, groups, len(table.classes), cfg.balanced_k, cfg.balanced_trials, seed)
 
 
-
 def write_scored_splits(run: RunDir, prep: Prepared, predict: Callable[[np.ndarray], dict[str, np.ndarray]],
                         dev_pred: dict[str, np.ndarray]) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
     """Write predictions_<split>.csv for every split to predict and score the labelled ones; dev is scored on the
@@ -99,11 +106,11 @@ def write_scored_splits(run: RunDir, prep: Prepared, predict: Callable[[np.ndarr
         run.predictions(split, outputs, table.classes.letters, extra)
         metrics = evaluate(prep, rows, pred)
         if metrics and split != dev_split:  # dev's are scored below, on the rows selection used
-            metrics["ci95"] = score_intervals(prep, rows, pred)
+            metrics.update(ci95=score_intervals(prep, rows, pred), **references(prep, rows, pred))
         if metrics:
             splits[split] = metrics
     dev_metrics = {**evaluate(prep, prep.dev, dev_pred), "ci95": score_intervals(prep, prep.dev, dev_pred)}
-    splits[dev_split] = {**splits.get(dev_split, {}), **dev_metrics}
+    splits[dev_split] = {**splits.get(dev_split, {}), **dev_metrics, **references(prep, prep.dev, dev_pred)}
     return {dev_split: splits.pop(dev_split), **splits}, dev_metrics
 
 
@@ -117,3 +124,43 @@ def score_intervals(prep: Prepared, rows: np.ndarray, pred: dict[str, np.ndarray
         y_true, y_pred = table.label[rows][labelled], pred["probs"][labelled].argmax(1)
     return bootstrap_intervals(y_true, y_pred, len(table.classes), pred.get("avd"),
                                table.attributes[rows] if "avd" in pred else None, seed=prep.cfg.seed)
+
+
+SPLIT_CHANCE_DRAWS = 2000  # uniform guessings simulated per split: the expected Macro-F1 to ~0.002 on a few dozen
+# rows and far closer on a full test set, at a fraction of a second on tens of thousands of rows
+GENDER_NAMES = ("female", "male")  # LabelTable.gender 0 and 1 (labels.GENDERS)
+
+
+def references(prep: Prepared, rows: np.ndarray, pred: dict[str, np.ndarray]) -> dict[str, Any]:
+    """What a split's scores must be read against: the majority-class and chance floors ("reference"), and the
+    same scores per gender and per speaker ("by_gender", "by_speaker"), each only where the labels allow it.
+    Chance is seeded with 0, not the run's seed, so every run on a split shows the same floor."""
+    table = prep.table
+    out: dict[str, Any] = {}
+    y_true = y_pred = avd_true = None
+    if "probs" in pred:
+        y_true, y_pred = table.label[rows], pred["probs"].argmax(1)
+        train_counts = table.class_counts(prep.train)
+        labelled = y_true >= 0
+        if labelled.any() and train_counts.sum():
+            out["reference"] = reference_scores(y_true[labelled], int(train_counts.argmax()), table.classes.letters,
+                                                draws=SPLIT_CHANCE_DRAWS, seed=0)
+    if "avd" in pred:
+        avd_true = table.attributes[rows]
+    for key, groups in (("by_gender", gender_groups(table, rows)), ("by_speaker", speaker_groups(table, rows))):
+        scores = group_scores(groups, table.classes.letters, y_true, y_pred, avd_true, pred.get("avd"))
+        if scores:
+            out[key] = scores
+    return out
+
+
+def gender_groups(table: LabelTable, rows: np.ndarray) -> np.ndarray:
+    """Each row's gender as its name ('' unknown), the group key of by_gender."""
+    names = np.array(["", *GENDER_NAMES], dtype=object)
+    return names[np.clip(table.gender[rows], -1, 1) + 1]
+
+
+def speaker_groups(table: LabelTable, rows: np.ndarray) -> np.ndarray:
+    """Each row's speaker ('' unknown: blank, or MSP-Podcast's "Unknown" for an unidentified speaker)."""
+    names = [str(s).strip() for s in table.speaker[rows]]
+    return np.array(["" if s.lower() == "unknown" else s for s in names], dtype=object)
