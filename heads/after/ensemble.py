@@ -25,7 +25,8 @@ Regression (A/V/D): the mean of the members that predict A/V/D, whatever the cla
 
 A decision (prior correction and/or dev-tuned biases, heads/after/decision.py) may be put on top of mean,
 logmean and stack. The ensemble directory mirrors a run directory: ensemble.json (members, method,
-tie rule, stacker, decision), predictions_<split>.csv, metrics.json (same metric code as the trainer).
+tie rule, stacker, decision), predictions_<split>.csv, metrics.json (same metric code as the trainer, and
+like a trained run's, each split's 95 % bootstrap intervals ("ci95", 1,000 resamples seeded by --seed)).
 """
 
 from __future__ import annotations
@@ -272,20 +273,6 @@ def _relpath(target: Path, start: Path) -> str:
         return str(target.resolve())
 
 
-def resolve_member_path(entry: dict[str, str], ensemble_dir: Path) -> Path:
-    """A member's run directory: relative to the ensemble directory first, then its absolute path."""
-    candidates = []
-    if entry.get("relpath"):
-        candidates.append(Path(ensemble_dir) / entry["relpath"])
-    if entry.get("path"):
-        candidates.append(Path(entry["path"]))
-    for candidate in candidates:
-        if is_run_dir(candidate):
-            return candidate
-    raise HeadError(f"{ensemble_dir}: member {entry.get('path')!r} not found (moved? it is looked up relative to the "
-                    "ensemble directory first, then by its absolute path)")
-
-
 def build_ensemble(paths: Sequence[str | Path], out: str | Path, method: str = "vote", tie_rule: str = "prob",
                    stacker: str = "logreg", folds: int = 5, seed: int = 0, decision: str = "",
                    prior_counts: str = "", common_ids: bool = False, member_decisions: bool = False,
@@ -330,7 +317,7 @@ def build_ensemble(paths: Sequence[str | Path], out: str | Path, method: str = "
         notes.append("decision tuned on the out-of-fold stacked dev probabilities")
     final = {s: run_combine(s, dec_obj) if dec_obj is not None else plain[s] for s in splits}
     run = RunDir(out, ref.corpus)
-    metrics, before = write_ensemble_splits(run, final, plain if dec_obj is not None else None, letters)
+    metrics, before = write_ensemble_splits(run, final, plain if dec_obj is not None else None, letters, seed)
     member_rows = [member_row(m, out) for m in members]
     task = "both" if has_cls and has_avd else ("class" if has_cls else "avd")
     spec = {"format": FORMAT, "method": method if has_cls else "mean", "tie_rule": tie_rule,
@@ -386,14 +373,15 @@ def tune_ensemble_decision(dev: SplitOutputs, letters: list[str], ref: RunOutput
 
 
 def write_ensemble_splits(run: RunDir, final: dict[str, Combined], plain: dict[str, Combined] | None,
-                          letters: list[str]) -> tuple[dict[str, dict], dict[str, dict]]:
-    """Every split's predictions and metrics (with the vote's tie count); `plain`: the same without the tuned
-    decision, scored for comparison."""
+                          letters: list[str], seed: int = 0) -> tuple[dict[str, dict], dict[str, dict]]:
+    """Every split's predictions and metrics (with the vote's tie count and 95 % bootstrap intervals seeded by
+    the ensemble's seed, as a trained run's); `plain`: the same without the tuned decision, scored for
+    comparison (point values only)."""
     metrics: dict[str, dict] = {}
     before: dict[str, dict] = {}
     for s, combined in final.items():
         run.predictions(s, combined.out, letters, combined.extra)
-        m = score(combined.out, letters)
+        m = score(combined.out, letters, seed=seed)
         if m:
             metrics[s] = m
         if plain is not None:

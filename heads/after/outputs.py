@@ -19,7 +19,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..errors import HeadError
-from ..fit.metrics import classification_metrics, regression_metrics
+from ..fit.metrics import bootstrap_intervals, classification_metrics, regression_metrics
 from ..fit.rundir import ENSEMBLE_CONFIG, METRICS_FILE, RUN_CONFIG, SplitOutputs
 from ..inputs.corpora import get_corpus
 from ..inputs.labels import ATTRIBUTES
@@ -169,6 +169,20 @@ def load_run(path: str | Path, read_splits: bool = True) -> RunOutputs:
     return run
 
 
+def resolve_member_path(entry: dict[str, str], ensemble_dir: Path) -> Path:
+    """A member's run directory: relative to the ensemble directory first, then its absolute path."""
+    candidates = []
+    if entry.get("relpath"):
+        candidates.append(Path(ensemble_dir) / entry["relpath"])
+    if entry.get("path"):
+        candidates.append(Path(entry["path"]))
+    for candidate in candidates:
+        if is_run_dir(candidate):
+            return candidate
+    raise HeadError(f"{ensemble_dir}: member {entry.get('path')!r} not found (moved? it is looked up relative to the "
+                    "ensemble directory first, then by its absolute path)")
+
+
 def find_runs(paths: Sequence[str | Path]) -> list[Path]:
     """Run directories under the given paths (a run, an ensemble, a sweep, IEMOCAP folds, or any tree)."""
     found: list[Path] = []
@@ -187,15 +201,25 @@ def find_runs(paths: Sequence[str | Path]) -> list[Path]:
     return unique
 
 
-def score(out: SplitOutputs, letters: Sequence[str], decision: np.ndarray | None = None) -> dict[str, Any]:
-    """The trainer's metrics (heads/fit/metrics.py) for one split's outputs."""
+def score(out: SplitOutputs, letters: Sequence[str], decision: np.ndarray | None = None,
+          seed: int | None = None) -> dict[str, Any]:
+    """The trainer's metrics (heads/fit/metrics.py) for one split's outputs. With a `seed`, also their 95 %
+    bootstrap intervals ("ci95", the trainer's bootstrap_intervals over the same rows), so that a system built
+    after training (an ensemble) carries the same error bars as the runs it is compared with."""
     metrics: dict[str, Any] = {}
     pred = out.decision if decision is None else decision
-    if pred is not None:
-        known = out.label >= 0
-        if known.any():
-            metrics.update(classification_metrics(out.label[known], pred[known], letters))
-    if out.avd_pred is not None and out.avd_true is not None and np.isfinite(out.avd_true).any():
+    known = out.label >= 0
+    scored = pred is not None and bool(known.any())
+    if scored:
+        metrics.update(classification_metrics(out.label[known], pred[known], letters))
+    has_avd = out.avd_pred is not None and out.avd_true is not None and bool(np.isfinite(out.avd_true).any())
+    if has_avd:
         metrics.update(regression_metrics(out.avd_pred, out.avd_true))
         metrics["n_avd"] = int(np.isfinite(out.avd_true).any(1).sum())
+    if seed is not None and metrics:
+        intervals = bootstrap_intervals(out.label[known] if scored else None, pred[known] if scored else None,
+                                        len(letters), out.avd_pred if has_avd else None,
+                                        out.avd_true if has_avd else None, seed=seed)
+        if intervals:
+            metrics["ci95"] = intervals
     return metrics

@@ -44,8 +44,8 @@ from ..inputs.corpora.msp import MSP_CLASSES
 from ..inputs.features import FeaturePool, build_modalities, default_device
 from ..inputs.labels import ATTRIBUTES, ClassSet, LabelTable
 from .decision import Decision, Stacker
-from .ensemble import Combined, combine, resolve_member_path
-from .outputs import RunOutputs, load_run, score
+from .ensemble import Combined, combine
+from .outputs import RunOutputs, load_run, resolve_member_path, score
 
 FORMATS = ("letter", "baseline")
 

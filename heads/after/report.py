@@ -2,17 +2,21 @@
 
 For every run: a confusion-matrix figure per labelled split (counts and row-normalised percentages
 side by side, class letters on the axes, every cell annotated), learning curves (train and dev loss,
-dev selection metric per epoch, best epoch marked), the metrics per split, a per-class
-precision/recall/F1/support table, and the decision file's before/after when present. Over all
-runs: a leaderboard sorted by the dev selection metric (one table per metric when classification and
-regression runs are mixed) and its bar chart. Written as PNGs + report.md, and report.html with the
-images embedded (one self-contained file). Numbers are percentages with two decimals (CCC: 4 decimals),
-exactly as in metrics.json.
+dev selection metric per epoch, best epoch marked), the metrics per split with their 95 % bootstrap
+intervals and the majority-class and chance rows when metrics.json records them, scores by gender and by
+speaker when the labels carry them, a per-class precision/recall/F1/support table, and the decision file's
+before/after when present. Over all runs: a leaderboard sorted by the dev selection metric (one table per
+metric when classification and regression runs are mixed) and its bar chart, both with one row / bar per
+configuration: runs (or ensembles of such runs) that differ only by seed are shown once, at their mean with
+the spread over seeds (seedstats.configurations). Written as PNGs + report.md, and report.html with the images
+embedded (one self-contained file). Numbers are percentages with two decimals (CCC: 4 decimals), exactly as in
+metrics.json.
 """
 
 from __future__ import annotations
 
 import base64
+import csv
 import html
 import json
 import math
@@ -23,9 +27,10 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from ..fit.metrics import DEFINITIONS
+from ..fit.metrics import BOOTSTRAP_DRAWS, DEFINITIONS
+from ..fit.seeds import mean_std
 from .outputs import RunOutputs, find_runs, load_run
-from .seedstats import seed_section
+from .seedstats import SeedGroup, configurations, seed_section
 
 PCT_KEYS = (("macro_f1", "Macro-F1"), ("micro_f1", "Micro-F1"), ("accuracy", "WA"), ("balanced_accuracy", "UA"))
 CCC_KEYS = (("ccc_arousal", "CCC-A"), ("ccc_valence", "CCC-V"), ("ccc_dominance", "CCC-D"), ("ccc_mean", "CCC"))
@@ -159,30 +164,53 @@ def curves_figure(epochs: list[dict], metric: str, title: str, path: Path) -> Pa
     return path
 
 
-def leaderboard_figure(rows: list[dict], metric: str, path: Path) -> Path | None:
-    if len(rows) < 2:
+def leaderboard_bars(entries: list[dict], metric: str, limit: int = 30) -> dict[str, Any]:
+    """What the leaderboard figure draws, one bar per configuration (leaderboard_entries): its seeds' mean, ± 1
+    std (ddof 1) as the error bar and the seeds as points. Returned by build_report too, so what the figure
+    shows can be checked without reading pixels."""
+    scale = 1.0 if "ccc" in metric else 100.0
+    shown = entries[:limit]
+
+    def scaled(v: float | None) -> float:
+        return scale * v if v is not None else float("nan")
+
+    return {"metric": metric, "scale": scale,
+            "labels": [e["label"] + (f" ({len(e['rows'])} seeds)" if len(e["rows"]) > 1 else "") for e in shown],
+            "kinds": [e["kind"] for e in shown], "n": [len(e["rows"]) for e in shown],
+            "means": [scaled(e["dev"]) for e in shown],
+            "errors": [scaled(e["std"]) if e["std"] is not None else 0.0 for e in shown],
+            "points": [[scale * v for v in e["values"]] if len(e["rows"]) > 1 else [] for e in shown]}
+
+
+def leaderboard_figure(bars: dict[str, Any], path: Path) -> Path | None:
+    """Horizontal bars of leaderboard_bars(): a configuration once, its seeds' spread as error bar and dots."""
+    if len(bars["labels"]) < 2:
         return None
     plt = _plt()
-    rows = rows[:30]
-    scale = 1.0 if "ccc" in metric else 100.0
-    labels = [r["label"] if len(r["label"]) <= 48 else "…" + r["label"][-47:] for r in rows]
-    values = [scale * (r["dev"] if r["dev"] is not None else np.nan) for r in rows]
-    fig, ax = plt.subplots(figsize=(10, 0.42 * len(rows) + 1.4), dpi=120, constrained_layout=True)
-    colors = ["tab:orange" if r["kind"] == "ensemble" else "tab:blue" for r in rows]
-    y = np.arange(len(rows))
-    ax.barh(y, values, color=colors)
+    pct_scale = bars["scale"] == 100
+    labels = [label if len(label) <= 48 else "…" + label[-47:] for label in bars["labels"]]
+    means, errors = np.array(bars["means"]), np.array(bars["errors"])
+    fig, ax = plt.subplots(figsize=(10, 0.42 * len(labels) + 1.6), dpi=120, constrained_layout=True)
+    y = np.arange(len(labels))
+    ax.barh(y, means, xerr=np.where(errors > 0, errors, np.nan), capsize=3, error_kw={"elinewidth": 1},
+            color=["tab:orange" if k == "ensemble" else "tab:blue" for k in bars["kinds"]])
+    for yi, points in zip(y, bars["points"]):
+        ax.plot(points, [yi] * len(points), "o", color="black", markersize=3.5, alpha=0.75)
     ax.set_yticks(y, labels, fontsize=9)
     ax.invert_yaxis()
-    for yi, v in zip(y, values):
-        if np.isfinite(v):
-            ax.text(v, yi, f" {v:.2f}" if scale == 100 else f" {v:.4f}", va="center", fontsize=9)
-    finite = [v for v in values if np.isfinite(v)]
-    if finite:
-        lo, hi = min(finite), max(finite)
-        pad = (hi - lo) * 0.25 + (1.0 if scale == 100 else 0.01)
-        ax.set_xlim(max(0.0, lo - pad), hi + pad)
-    ax.set_xlabel(f"dev {metric}" + (" (%)" if scale == 100 else ""), fontsize=11)
-    ax.set_title("leaderboard (orange: ensembles)", fontsize=11)
+    digits = 2 if pct_scale else 4
+    for yi, m, e, p in zip(y, means, errors, bars["points"]):
+        if np.isfinite(m):
+            text = f" {m:.{digits}f}" + (f" ± {e:.{digits}f}" if e > 0 else "")
+            ax.text(max([m + e, *p]), yi, text, va="center", fontsize=9)
+    values = [v for m, e, p in zip(means, errors, bars["points"]) for v in (m - e, m + e, *p) if np.isfinite(v)]
+    if values:
+        lo, hi = min(values), max(values)
+        pad = (hi - lo) * 0.25 + (1.0 if pct_scale else 0.01)
+        ax.set_xlim(max(0.0, lo - pad), hi + 2 * pad)
+    ax.set_xlabel(f"dev {bars['metric']}" + (" (%)" if pct_scale else ""), fontsize=11)
+    fig.suptitle("leaderboard (orange: ensembles); one bar per configuration\nbar: the mean over its seeds, error "
+                 "bar: ± 1 std over seeds (ddof 1), dots: the single seeds", fontsize=10)
     ax.grid(axis="x", alpha=0.3)
     fig.savefig(path)
     plt.close(fig)
@@ -342,6 +370,30 @@ def leaderboard_rows(runs: list[RunOutputs], labels: list[str]) -> dict[str, lis
     return by_metric
 
 
+def leaderboard_entries(rows: list[dict]) -> list[dict]:
+    """One entry per configuration among a board's rows (seedstats.configurations), best mean first: runs (or
+    ensembles) that differ only by seed become one entry with their dev values' mean and std, since a row per
+    seed shows one configuration several times and ranks its seeds' luck; a single run stays as it is."""
+    groups = configurations([r["run"] for r in rows], [r["label"] for r in rows])
+    by_run = {id(r["run"]): r for r in rows}
+    entries = []
+    for group, label in zip(groups, _entry_labels(groups)):
+        members = [by_run[id(run)] for run in group.runs]
+        stat = mean_std([m["dev"] for m in members])
+        entries.append({**members[0], "label": label, "dev": stat["mean"], "std": stat["std"],
+                        "values": stat["values"], "seeds": sorted(group.seeds), "rows": members})
+    entries.sort(key=lambda e: -(e["dev"] if e["dev"] is not None else -math.inf))
+    return entries
+
+
+def _entry_labels(groups: Sequence[SeedGroup]) -> list[str]:
+    """A single run keeps its label; a seed group is named by its common folder (SeedGroup.label), or by its first
+    run and how many more when that name is taken (two groups in one sweep folder)."""
+    names = [g.labels[0] if len(g.runs) == 1 else g.label for g in groups]
+    return [f"{g.labels[0]} (+{len(g.runs) - 1})" if len(g.runs) > 1 and names.count(name) > 1 else name
+            for g, name in zip(groups, names)]
+
+
 def build_report(paths: Sequence[str | Path], out: str | Path, title: str = "sercache heads report",
                  html_page: bool = True, curves: bool = True, verbose: bool = True, jobs: int = 0) -> dict[str, Any]:
     """report.md (+ report.html) and the figures of every run under `paths`; `jobs`: processes drawing the
@@ -356,7 +408,7 @@ def build_report(paths: Sequence[str | Path], out: str | Path, title: str = "ser
     doc = Doc(out)
     _introduction(doc, title, labels)
     figures = Figures(doc)
-    boards = leaderboard_rows(runs, labels)
+    boards = {metric: leaderboard_entries(rows) for metric, rows in leaderboard_rows(runs, labels).items()}
     _leaderboard_section(doc, figures, boards, fig_dir)
     seeds = seed_section(doc, runs, labels)  # mean ± std over seeds, paired differences (heads/after/seedstats.py)
     for run, label, stem in zip(runs, labels, _figure_stems(labels)):
@@ -366,8 +418,8 @@ def build_report(paths: Sequence[str | Path], out: str | Path, title: str = "ser
     if verbose:
         print(f"report of {len(runs)} run(s) -> {', '.join(map(str, files))} ({len(images)} figure(s) in {fig_dir})")
     return {"runs": [str(p) for p in run_paths], "files": [str(f) for f in files], "images": [str(i) for i in images],
-            "leaderboard": {m: [(r["label"], r["dev"]) for r in rows] for m, rows in boards.items()},
-            "seeds": seeds}
+            "leaderboard": {m: [(e["label"], e["dev"]) for e in entries] for m, entries in boards.items()},
+            "leaderboard_bars": {m: leaderboard_bars(entries, m) for m, entries in boards.items()}, "seeds": seeds}
 
 
 def _introduction(doc: Doc, title: str, labels: Sequence[str]) -> None:
@@ -390,37 +442,53 @@ def _figure_stems(labels: Sequence[str]) -> list[str]:
 
 # ----------------------------------------------------------------------------------- leaderboard section
 def _leaderboard_section(doc: Doc, figures: Figures, boards: dict[str, list[dict]], fig_dir: Path) -> None:
-    """One table per selection metric, best first, with its bar chart when it ranks more than one run."""
+    """One table per selection metric, one row per configuration (leaderboard_entries), best first, with its bar
+    chart when it ranks more than one."""
     doc.h(2, "Leaderboard")
-    for metric, rows in boards.items():
-        header, table_rows = _leaderboard_table(metric, rows)
+    for metric, entries in boards.items():
+        header, table_rows = _leaderboard_table(metric, entries)
         doc.p(f"Sorted by dev {metric_label(metric)} (the selection metric); best first.")
+        if any(len(e["rows"]) > 1 for e in entries):
+            doc.p("A configuration trained with several seeds is one row: mean ± std over its seeds (std: sample "
+                  "standard deviation, ddof = 1); its seeds are listed in the Seeds section and each has its own "
+                  "section below.")
         doc.table(header, table_rows)
-        if len(rows) > 1:
+        if len(entries) > 1:
             figures.add(fig_dir / f"leaderboard_{metric}.png", f"leaderboard by dev {metric}", leaderboard_figure,
-                        [{k: r[k] for k in ("label", "kind", "dev")} for r in rows], metric)
+                        leaderboard_bars(entries, metric))
 
 
-def _leaderboard_table(metric: str, rows: list[dict]) -> tuple[list[str], list[list[Any]]]:
-    """Header and rows of one leaderboard: rank, run, kind, the dev metrics, then the plain metric on every
-    other split."""
-    splits = list(dict.fromkeys(s for r in rows for s in r["run"].metrics.get("splits", {})
+def _leaderboard_table(metric: str, entries: list[dict]) -> tuple[list[str], list[list[Any]]]:
+    """Header and rows of one leaderboard: rank, configuration, kind, seeds, the dev metrics, then the plain
+    metric on every other split; a seed group's cells are mean ± std."""
+    splits = list(dict.fromkeys(s for e in entries for r in e["rows"] for s in r["run"].metrics.get("splits", {})
                                 if s != r["run"].dev_split))
     base = metric.removeprefix("balanced_")  # test splits have no balanced value: the plain metric
     key_set = PCT_KEYS if base == "macro_f1" else CCC_KEYS
     extra_dev = [k for k, _ in key_set if k != metric]
-    header = ["#", "run", "kind", f"dev {metric_label(metric)}"]
+    header = ["#", "run", "kind", "seeds", f"dev {metric_label(metric)}"]
     header += [f"dev {name}" for k, name in key_set if k != metric]
     header += [f"{s} {('Macro-F1' if base == 'macro_f1' else 'CCC')}" for s in splits]
     table_rows = []
-    for i, r in enumerate(rows, 1):
-        run = r["run"]
-        dev = run.split_metrics(run.dev_split)
-        line = [i, _leaderboard_label(r), r["kind"], fmt_metric(metric, r["dev"])]
-        line += [fmt_metric(k, dev.get(k)) for k in extra_dev]
-        line += [fmt_metric(base, run.split_metrics(s).get(base)) for s in splits]
+    for i, e in enumerate(entries, 1):
+        runs = [r["run"] for r in e["rows"]]
+        line = [i, _leaderboard_label(e), e["kind"], len(runs),
+                _spread(metric, [r["dev"] for r in e["rows"]])]
+        line += [_spread(k, [run.split_metrics(run.dev_split).get(k) for run in runs]) for k in extra_dev]
+        line += [_spread(base, [run.split_metrics(s).get(base) for run in runs]) for s in splits]
         table_rows.append(line)
     return header, table_rows
+
+
+def _spread(key: str, values: Sequence[Any]) -> str:
+    """One run's value as it is; several seeds' as mean ± std, with how many had it when not all did."""
+    if len(values) == 1:
+        return fmt_metric(key, values[0])
+    stat = mean_std(values)
+    if stat["mean"] is None:
+        return "-"
+    text = fmt_metric(key, stat["mean"]) + (f" ± {fmt_metric(key, stat['std'])}" if stat["std"] is not None else "")
+    return text + (f" (n = {stat['n']})" if stat["n"] < len(values) else "")
 
 
 def _leaderboard_label(row: dict) -> str:
@@ -440,6 +508,8 @@ def _run_section(doc: Doc, figures: Figures, run: RunOutputs, label: str, fig_di
     doc.p(describe(run))
     splits = run.metrics.get("splits", {})
     _split_metrics_table(doc, splits)
+    _gender_section(doc, label, splits)
+    _speaker_section(doc, label, splits, fig_dir.parent / "tables" / f"{stem}_speakers.csv")
     if run.metrics.get("before_decision"):
         doc.p("Before the ensemble's decision (no biases):")
         doc.table(["split", "n", "Macro-F1", "UA"],
@@ -457,7 +527,9 @@ def _run_section(doc: Doc, figures: Figures, run: RunOutputs, label: str, fig_di
 
 
 def _split_metrics_table(doc: Doc, splits: dict[str, dict]) -> None:
-    """One row per split: n, then the classification and/or CCC metrics the run has."""
+    """One row per split: n, then the classification and/or CCC metrics the run has, each with its 95 % bootstrap
+    interval when metrics.json records one; below a split, what a predictor that ignores the input scores there
+    (majority class, chance) when recorded, so a score can be read against the floor it has to beat."""
     has_cls = any("macro_f1" in m for m in splits.values())
     has_avd = any("ccc_mean" in m for m in splits.values())
     keys: list[tuple[str, str]] = []
@@ -465,9 +537,104 @@ def _split_metrics_table(doc: Doc, splits: dict[str, dict]) -> None:
         keys += list(PCT_KEYS)
     if has_avd:
         keys += list(CCC_KEYS)
-    header = ["split", "n"] + [name for _, name in keys]
-    doc.table(header, [[s, m.get("n", m.get("n_avd", "")), *[fmt_metric(k, m.get(k)) for k, _ in keys]]
-                       for s, m in splits.items()])
+    rows = []
+    for s, m in splits.items():
+        rows.append([s, m.get("n", m.get("n_avd", "")), *[_with_interval(k, m) for k, _ in keys]])
+        rows += [[f"{s}: {name}", "", *[fmt_metric(k, ref.get(k)) for k, _ in keys]]
+                 for name, ref in _references(m)]
+    doc.table(["split", "n"] + [name for _, name in keys], rows)
+    if any(m.get("ci95") for m in splits.values()):
+        doc.p(f"In parentheses: the 95 % bootstrap interval ({BOOTSTRAP_DRAWS:,} resamples of the split's "
+              "utterances with replacement, seeded): how far the score could move on another sample of as many "
+              "utterances. Two systems whose intervals overlap widely are not shown apart by this split.")
+    if any(m.get("reference") for m in splits.values()):
+        doc.p("Reference rows, on the same utterances: always predicting the training set's majority class (named), "
+              "and guessing uniformly at random (chance: expected Macro-F1 by simulation, UA and WA 1/C). A score "
+              "means something only above both.")
+
+
+def _with_interval(key: str, m: dict) -> str:
+    """A metric's value, followed by its 95 % interval "(lo–hi)" when the split has one."""
+    text = fmt_metric(key, m.get(key))
+    interval = (m.get("ci95") or {}).get(key)
+    if text != "-" and interval and len(interval) == 2:
+        text += f" ({fmt_metric(key, interval[0])}–{fmt_metric(key, interval[1])})"
+    return text
+
+
+def _references(m: dict) -> list[tuple[str, dict]]:
+    """(row name, scores) of a split's reference predictors, majority class first; none for older runs."""
+    ref = m.get("reference") or {}
+    out = []
+    if isinstance(ref.get("majority"), dict):
+        cls = ref["majority"].get("class")
+        out.append((f"majority class{f' ({cls})' if cls is not None else ''}", ref["majority"]))
+    if isinstance(ref.get("chance"), dict):
+        out.append(("chance", ref["chance"]))
+    return out
+
+
+GROUP_KEYS = (("macro_f1", "Macro-F1"), ("balanced_accuracy", "UA"), ("accuracy", "WA"), ("ccc_mean", "CCC"))
+SPEAKER_ROWS = 40  # more speakers than this: their table goes to a CSV next to the report, the summary stays
+
+
+def _groups(splits: dict[str, dict], field: str) -> list[tuple[str, str, dict]]:
+    """(split, group, scores) of a per-gender or per-speaker breakdown in metrics.json; none for older runs."""
+    return [(s, name, v) for s, m in splits.items() for name, v in (m.get(field) or {}).items() if isinstance(v, dict)]
+
+
+def _group_cells(scores: dict, keys: Sequence[tuple[str, str]]) -> list[Any]:
+    """n (the labelled rows, or the A/V/D rows of a head that does not classify) and the group's scores."""
+    return [scores.get("n", scores.get("n_avd", "")), *[fmt_metric(k, scores.get(k)) for k, _ in keys]]
+
+
+def _gender_section(doc: Doc, label: str, splits: dict[str, dict]) -> None:
+    """Scores per gender and split, when the labels carry a gender: a model can be good on average and much
+    worse for one group, which the overall score hides."""
+    found = _groups(splits, "by_gender")
+    if not found:
+        return
+    keys = [(k, name) for k, name in GROUP_KEYS if any(k in v for _, _, v in found)]
+    doc.h(3, f"{label} — by gender")
+    doc.table(["split", "gender", "n", *[name for _, name in keys]],
+              [[s, g, *_group_cells(v, keys)] for s, g, v in found])
+
+
+def _speaker_section(doc: Doc, label: str, splits: dict[str, dict], csv_path: Path) -> None:
+    """Per speaker, when the labels name speakers: a summary per split (how many, how much each has, the spread
+    of their scores), and the full table, in the report for a few speakers or in a CSV beside it for many."""
+    found = _groups(splits, "by_speaker")
+    if not found:
+        return
+    keys = [(k, name) for k, name in GROUP_KEYS if any(k in v for _, _, v in found)]
+    doc.h(3, f"{label} — by speaker")
+    summary = []
+    for split in dict.fromkeys(s for s, _, _ in found):
+        scores = [v for s, _, v in found if s == split]
+        sizes = [v["n"] for v in scores if isinstance(v.get("n"), (int, float))]
+        summary.append([split, len(scores), f"{np.median(sizes):g}" if sizes else "-",
+                        *[_median_range(k, [v.get(k) for v in scores]) for k, _ in keys]])
+    doc.table(["split", "speakers", "utterances per speaker (median)",
+               *[f"{name} median (min–max)" for _, name in keys]], summary)
+    doc.p("Over speakers, each counted once; a speaker with few utterances has a noisy score.")
+    header = ["split", "speaker", "n", *[name for _, name in keys]]
+    rows = [[s, spk, *_group_cells(v, keys)] for s, spk, v in found]
+    if len(rows) <= SPEAKER_ROWS:
+        doc.table(header, rows)
+        return
+    csv_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(csv_path, "w", newline="") as handle:
+        csv.writer(handle).writerows([header, *rows])
+    doc.p(f"All {len(rows)} speaker rows (percentages as here): `{csv_path.parent.name}/{csv_path.name}`.")
+
+
+def _median_range(key: str, values: Sequence[Any]) -> str:
+    """'median (min–max)' of the finite values, formatted as the metric is."""
+    finite = [float(v) for v in values if isinstance(v, (int, float)) and math.isfinite(v)]
+    if not finite:
+        return "-"
+    low, high = fmt_metric(key, min(finite)), fmt_metric(key, max(finite))
+    return f"{fmt_metric(key, float(np.median(finite)))} ({low}–{high})"
 
 
 def _per_class_section(doc: Doc, figures: Figures, run: RunOutputs, label: str, split: str, m: dict,

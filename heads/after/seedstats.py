@@ -2,7 +2,8 @@
 
 One run per configuration cannot tell a real effect (focal + prior weights vs CE) from seed noise.
 Run directories whose config.json agree on everything but the seed (and the output path and a few
-presentation-only runtime options) form a group; a group reports mean ± std over its seeds of
+presentation-only runtime options) form a group (a run that repeats a seed of its configuration is a copy,
+not another draw, and stays apart); a group reports mean ± std over its seeds of
 Macro-F1, UA (balanced accuracy) and WA (accuracy) per split. Two groups are compared on the seeds
 both ran: the per-seed differences A − B share the seed's data order and initialisation, so their
 spread is the honest error bar of the effect (usually smaller than either group's std).
@@ -14,10 +15,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import Any, Sequence
 
+from ..errors import HeadError
+from ..fit.rundir import RUN_CONFIG
 from ..fit.seeds import METRICS, STD_NOTE, mean_std
+from .outputs import resolve_member_path
 
 # config keys that do not change what is trained or scored; 'resolved' holds derived, per-run values
 IGNORED_KEYS = ("seed", "seeds", "out", "resolved", "progress", "threads", "save_checkpoint")
@@ -74,18 +78,53 @@ class SeedGroup:
         return mean_std([r.split_metrics(split).get(metric) for r in self.runs])
 
 
-def group_runs(runs: Sequence, labels: Sequence[str] | None = None, min_runs: int = 2) -> list[SeedGroup]:
-    """Trained runs (not ensembles) grouped by their config minus seed; groups of at least `min_runs`, in
-    order of first appearance."""
+# what defines an ensemble besides its members and seed (ensemble.json); its fitted stacker and biases do not
+ENSEMBLE_KEYS = ("method", "tie_rule", "task", "corpus", "dev_split", "classes", "member_decisions", "common_ids")
+
+
+def _member_config(entry: dict[str, Any], ensemble_dir: Path) -> dict[str, Any] | None:
+    """A member's config.json; None when it is gone (the ensemble then stands alone)."""
+    try:
+        return json.loads((resolve_member_path(entry, ensemble_dir) / RUN_CONFIG).read_text())
+    except (HeadError, OSError, ValueError):
+        return None
+
+
+def ensemble_key(run: Any) -> str | None:
+    """An ensemble's configuration without its seed: method and options, and its members' configurations minus
+    their seeds, so that the ensembles of seed k's members (k = 0, 1, 2) are one configuration. None when a
+    member cannot be read (the ensemble then stands alone)."""
+    spec = run.config
+    members = [_member_config(entry, Path(run.path)) for entry in spec.get("members", [])]
+    if not members or any(m is None for m in members):
+        return None
+    stacker = {k: v for k, v in (spec.get("stacker") or {}).items() if k != "model"}
+    shown = {**{k: spec.get(k) for k in ENSEMBLE_KEYS}, "stacker": stacker,
+             "decision": (spec.get("decision") or {}).get("method"), "members": sorted(map(config_key, members))}
+    return "ensemble " + json.dumps(shown, sort_keys=True, default=str)
+
+
+def configurations(runs: Sequence, labels: Sequence[str] | None = None) -> list[SeedGroup]:
+    """Every run in exactly one group, in order of first appearance: trained runs whose configs differ only by
+    seed together, and ensembles likewise (ensemble_key); a run that repeats a seed already in its
+    configuration's group alone (a copy or rerun, not another draw: averaging it in would count one draw
+    twice), and an ensemble whose members cannot be read."""
     labels = list(labels) if labels is not None else [r.name for r in runs]
     groups: dict[str, SeedGroup] = {}
-    for run, label in zip(runs, labels):
-        if run.kind != "run":
-            continue
-        group = groups.setdefault(config_key(run.config), SeedGroup(experiment(run.config)))
+    for i, (run, label) in enumerate(zip(runs, labels)):
+        key = config_key(run.config) if run.kind == "run" else (ensemble_key(run) or f"ensemble {i}")
+        if key in groups and int(run.config.get("seed", 0)) in groups[key].seeds:
+            key = f"repeat {i}"
+        group = groups.setdefault(key, SeedGroup(experiment(run.config)))
         group.runs.append(run)
         group.labels.append(label)
-    return [g for g in groups.values() if len(g.runs) >= min_runs]
+    return list(groups.values())
+
+
+def group_runs(runs: Sequence, labels: Sequence[str] | None = None, min_runs: int = 2) -> list[SeedGroup]:
+    """Trained runs (not ensembles) grouped by their config minus seed (configurations()); groups of at least
+    `min_runs`, in order of first appearance."""
+    return [g for g in configurations(runs, labels) if g.runs[0].kind == "run" and len(g.runs) >= min_runs]
 
 
 def paired_difference(a: SeedGroup, b: SeedGroup, split: str, metric: str) -> dict[str, Any]:
