@@ -24,7 +24,5 @@ STAGES = (
           lambda: _train().TRAIN, ("train-head",)),
     Stage("ensemble", "combine trained heads (vote, averaging, stacking)", lambda: _after().ENSEMBLE),
     Stage("tune-decision", "per-class biases or prior correction on dev", lambda: _after().TUNE),
-    Stage("export-head", "a head or ensemble as a self-describing directory (weights, provenance, metrics, "
-          "model card)", lambda: _after().EXPORT),
     Stage("report", "confusion matrices, learning curves, leaderboard", lambda: _after().REPORT, ("report-heads",)),
 )

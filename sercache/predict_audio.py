@@ -11,8 +11,9 @@ With `store`, the chain runs through the extraction stages instead, so the featu
 Where the recipe comes from: `provenance.json` of an exported head (`export-head`), else the run's
 store (featureset.json and the text sets' textset.json), else the checkpoint's own provenance (enough
 for audio heads; text heads then need a store or an export). A recorded model is looked up by
-`--model-path` (ROLE=PATH or RECORDED=PATH, roles audio, asr, aec, text), its recorded path, then
-its recorded name (bundled or hub); its weights must hash to the recorded value.
+`--model-path` (ROLE=PATH or RECORDED=PATH, roles audio, asr, aec, text), an export's bundled copy
+(`export-head --include-encoders`), its recorded path, then its recorded name (bundled or hub); its weights
+must hash to the recorded value (sercache/recorded_models.py).
 
 Per-file problems (missing, unreadable, silent, too short) give an error row; the others are predicted.
 """
@@ -37,8 +38,7 @@ from sercache.cache.texts import TextSet
 from sercache.extract import ExtractConfig, run_extraction
 from sercache.extract.aec import correct_text_set, generate, load_seq2seq
 from sercache.extract.audio import SAMPLE_RATE, AudioError, load, probe
-from sercache.extract.bundled import resolve_bundled
-from sercache.extract.encoders import load_encoder, model_digest
+from sercache.extract.encoders import load_encoder
 from sercache.extract.layers import parse_layers
 from sercache.extract.manifest import AUDIO_SUFFIXES, ManifestError, Utterance, load_manifest
 from sercache.extract.plan import Pending, batches
@@ -51,50 +51,10 @@ from sercache.heads.fit.rundir import split_outputs
 from sercache.heads.inputs.features import FeaturePool, default_device
 from sercache.heads.inputs.labels import ATTRIBUTES
 
-MODEL_ROLES = ("audio", "asr", "aec", "text")
+from .bundle import bundled_models
+from .recorded_models import encoder_need, parse_model_paths, text_model_need
+
 PRECISION_OF = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}
-
-
-def parse_model_paths(items: Sequence[str]) -> dict[str, str]:
-    out = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip() or not value.strip():
-            raise HeadError(f"--model-path {item!r}: expected NAME=PATH (NAME: {', '.join(MODEL_ROLES)} or the "
-                            "recorded model)")
-        out[key.strip()] = value.strip()
-    return out
-
-
-def resolve_model(role: str, what: str, candidates: Sequence[str | None], digest: str | None,
-                  overrides: dict[str, str]) -> str:
-    """A local path (or hub id) for a recorded model whose weights hash to `digest` (when one is recorded)."""
-    named = [c for c in candidates if c]
-    chosen = next((overrides[k] for k in (role, *named) if k in overrides), None)
-    if chosen is None:
-        chosen = next((c for c in named if Path(c).exists()), None)
-    if chosen is None:
-        for c in named:
-            try:
-                chosen = resolve_bundled(c)
-            except FileNotFoundError:
-                chosen = None
-            if chosen:
-                break
-    if chosen is None:
-        chosen = next((c for c in named if not Path(c).is_absolute() and c.count("/") == 1), None)  # a hub id
-    hint = f"pass --model-path {role}=PATH"
-    if chosen is None:
-        raise HeadError(f"the {what} recorded as {' / '.join(map(repr, named)) or 'nothing'} is not available on "
-                        f"this machine; {hint}")
-    if digest:
-        have = model_digest(chosen)
-        if have is None:
-            raise HeadError(f"the {what} {chosen!r} is not available (no weights found); {hint}")
-        if have != digest:
-            raise HeadError(f"the {what} {chosen!r} has weights sha256 {have[:12]}..., but the head was trained on "
-                            f"features of weights {digest[:12]}...; {hint} with the recorded weights")
-    return chosen
 
 
 def _precision(recorded: str | None, override: str, device: torch.device, notes: list[str], what: str) -> str:
@@ -243,8 +203,7 @@ class Chain:
     def audio_features(self, recipe: FeatureRecipe, audio: dict[str, np.ndarray], items: dict[str, Item],
                        batch: int = 8) -> dict[str, np.ndarray]:
         meta = recipe.meta
-        path = resolve_model("audio", f"audio encoder of {recipe.name!r}", [meta.get("model"), meta.get("model_name")],
-                             meta.get("weights_sha256"), self.overrides)
+        path = encoder_need(recipe).resolve(self.overrides)
         layers = parse_layers(meta.get("layers") or "-1")
         precision = _precision(meta.get("compute_dtype"), self.precision, self.device, self.notes, recipe.name)
         encoder = load_encoder(path, self.device, precision, meta.get("whisper_mode") or "padded")
@@ -304,8 +263,7 @@ class Chain:
 
     def _transcribe(self, meta: dict[str, Any], audio: dict[str, np.ndarray], items: dict[str, Item]
                     ) -> dict[str, str]:
-        path = resolve_model("asr", f"ASR model of text set {meta.get('name')!r}",
-                             [meta.get("model_path"), meta.get("model")], meta.get("weights_sha256"), self.overrides)
+        path = text_model_need(meta).resolve(self.overrides)
         cfg = config_from_metadata(meta, path, self.device.type)
         backend = load_backend(cfg)
         ids = [u for u in audio if not items[u].error]
@@ -317,9 +275,7 @@ class Chain:
         return texts
 
     def _correct(self, meta: dict[str, Any], source: dict[str, str]) -> dict[str, str]:
-        path = resolve_model("aec", f"AEC model of text set {meta.get('name')!r}",
-                             [meta.get("model_path"), meta.get("model")], meta.get("aec_weights_sha256"),
-                             self.overrides)
+        path = text_model_need(meta).resolve(self.overrides)
         decoding = meta.get("decoding") or {}
         tokenizer, model = load_seq2seq(path, self.device.type)
         ids = sorted(source)  # correct_text_set's order
@@ -329,8 +285,7 @@ class Chain:
 
     def text_features(self, recipe: FeatureRecipe, texts: dict[str, str]) -> dict[str, np.ndarray]:
         meta = recipe.meta
-        path = resolve_model("text", f"text encoder of {recipe.name!r}", [meta.get("model"), meta.get("model_name")],
-                             meta.get("weights_sha256"), self.overrides)
+        path = encoder_need(recipe).resolve(self.overrides)
         precision = _precision(meta.get("compute_dtype"), self.precision, self.device, self.notes, recipe.name)
         encoder = TextEncoder(path, self.device, precision)
         layers = parse_layers(meta.get("layers") or "mean(-4..-1)")
@@ -358,8 +313,7 @@ def _through_store(store: str, recipes: dict[str, FeatureRecipe], audio_items_: 
         for r in recipes.values():
             meta = r.meta
             if meta.get("kind") == "audio":
-                path = resolve_model("audio", f"audio encoder of {r.name!r}", [meta.get("model"),
-                                     meta.get("model_name")], meta.get("weights_sha256"), chain.overrides)
+                path = encoder_need(r).resolve(chain.overrides)
                 run_extraction(ExtractConfig(input=str(manifest), store=store, model=path, layers=meta.get("layers"),
                                              name=r.name, whisper_mode=meta.get("whisper_mode") or "padded",
                                              dtype=meta.get("dtype") or "float16", on_error="skip", workers=0,
@@ -369,16 +323,12 @@ def _through_store(store: str, recipes: dict[str, FeatureRecipe], audio_items_: 
                 continue
             for meta_t in reversed(r.texts):
                 if meta_t.get("kind") == "asr":
-                    path = resolve_model("asr", f"ASR model of text set {meta_t.get('name')!r}",
-                                         [meta_t.get("model_path"), meta_t.get("model")], meta_t.get("weights_sha256"),
-                                         chain.overrides)
+                    path = text_model_need(meta_t).resolve(chain.overrides)
                     model = meta_t.get("model") if path in (meta_t.get("model_path"), meta_t.get("model")) else path
                     cfg = config_from_metadata(meta_t, model, chain.device.type, input=str(manifest), store=store)
                     run_transcription(replace(cfg, name=meta_t["name"], on_error="skip"))
                 elif meta_t.get("kind") == "corrected":
-                    path = resolve_model("aec", f"AEC model of text set {meta_t.get('name')!r}",
-                                         [meta_t.get("model_path"), meta_t.get("model")],
-                                         meta_t.get("aec_weights_sha256"), chain.overrides)
+                    path = text_model_need(meta_t).resolve(chain.overrides)
                     decoding = meta_t.get("decoding") or {}
                     correct_text_set(open_store(store), meta_t["source"], meta_t.get("model") if path in (
                         meta_t.get("model_path"), meta_t.get("model")) else path, name=meta_t["name"],
@@ -388,8 +338,7 @@ def _through_store(store: str, recipes: dict[str, FeatureRecipe], audio_items_: 
                     raise HeadError(f"{r.name}: the head encodes {meta_t.get('kind')} text {meta_t.get('name')!r}; "
                                     "new audio has none")
             text = (meta.get("text_source") or {}).get("name") or r.texts[0]["name"]
-            path = resolve_model("text", f"text encoder of {r.name!r}", [meta.get("model"), meta.get("model_name")],
-                                 meta.get("weights_sha256"), chain.overrides)
+            path = encoder_need(r).resolve(chain.overrides)
             run_extraction(ExtractConfig(store=store, model=path, text=text, layers=meta.get("layers"), name=r.name,
                                          dtype=meta.get("dtype") or "float16", device=chain.device.type,
                                          progress=False, precision=_precision(meta.get("compute_dtype"),
@@ -422,7 +371,7 @@ def predict_audio(path: str | Path, audio: Sequence[str] = (), input: str = "", 
     items = audio_items(audio, input, segment)
     by_id = {i.id: i for i in items}
     dev = default_device(device)
-    chain = Chain(dev, parse_model_paths(model_paths), precision)
+    chain = Chain(dev, {**bundled_models(path), **parse_model_paths(model_paths)}, precision)
     if store:
         _through_store(store, recipes, items, chain)
         pool_source: Any = store

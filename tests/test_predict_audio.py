@@ -226,3 +226,37 @@ def test_a_run_whose_store_is_gone_predicts_from_its_checkpoint_provenance(demo,
     out = _predict_test1_without(demo, run, [demo["store"]], tmp_path)
     letters = json.loads((run / "config.json").read_text())["resolved"]["classes"]["letters"]
     _check_reproduces(_read(out), _read(run / "predictions_test1.csv"), letters)
+
+
+def test_an_export_with_its_encoders_predicts_where_none_of_them_is(demo, tmp_path, monkeypatch, capsys):
+    """--include-encoders: the fusion head (whisper encoder, whisper ASR, the AEC model, MiniLM) predicts from
+    its export alone; a bundled copy whose weights changed is refused by its hash."""
+    import sercache.recorded_models as recorded
+
+    export = tmp_path / "export"
+    assert cli.main(["export-head", str(demo["runs"]["fusion"]), "--to", str(export), "--include-encoders"]) == 0
+    bundle = json.loads((export / "encoders.json").read_text())["models"]
+    assert sorted(r for m in bundle for r in m["roles"]) == ["aec", "asr", "audio", "text"]
+    assert len(bundle) == 3  # whisper-base serves as audio encoder and as ASR: one copy
+    assert all(m["weights_sha256"] and (export / m["path"]).exists() for m in bundle)
+    card = (export / "README.md").read_text()
+    assert "are bundled in `encoders/`" in card and "--model-path audio=PATH asr=PATH" not in card
+    assert "--model-path audio=PATH --model-path asr=PATH --model-path aec=PATH --model-path text=PATH" in card
+
+    def nothing_bundled(name):
+        raise FileNotFoundError(name)
+
+    monkeypatch.setattr(recorded, "resolve_bundled", nothing_bundled)  # as on a machine without sercache's models
+    out = _predict_test1_without(demo, export, [demo["runs"]["fusion"], demo["store"], demo["root"] / "aec"],
+                                 tmp_path)
+    letters = json.loads((export / "classes.json").read_text())["letters"]
+    _check_reproduces(_read(out), _read(demo["runs"]["fusion"] / "predictions_test1.csv"), letters)
+
+    text = next(m for m in bundle if m["roles"] == ["text"])
+    weights = next((export / text["path"]).glob("*.safetensors"))
+    weights.write_bytes(weights.read_bytes()[:-4] + b"\0\0\0\0")
+    capsys.readouterr()
+    wav = str(demo["corpus"] / "Audios" / demo["test1"][0])
+    assert cli.main(["predict", str(export), wav, "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert "weights sha256" in err and str(export / text["path"]) in err

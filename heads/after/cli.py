@@ -1,6 +1,6 @@
-"""Commands after training: `ensemble`, `tune-decision`, `export-head`, `report` (alias `report-heads`), each with
-its options as a dataclass turned into flags by sercache.dataclass_cli (`predict` joins both stages:
-sercache/predict_cli.py).
+"""Commands after training: `ensemble`, `tune-decision`, `report` (alias `report-heads`), each with its options
+as a dataclass turned into flags by sercache.dataclass_cli (`predict` and `export-head` join both stages:
+sercache/predict_cli.py, sercache/export_cli.py).
 
 Errors in the inputs exit with status 2 and one line on stderr, like train-head.
 """
@@ -18,7 +18,6 @@ from ..errors import HeadError
 from ..fit.config import HeadConfig
 from .decision import DECISION_METHODS, STACKERS, tune_run
 from .ensemble import METHODS, RECIPES, TIE_RULES, TIE_TEXT, build_ensemble, run_recipe
-from .export import export_head
 from .report import build_report
 
 
@@ -118,30 +117,6 @@ TUNE = Command(
     description="Per-class bias tuning on dev (maximises Macro-F1, never lowers it) and/or the prior correction "
                 "-log(pi) for a balanced test set, for a trained head or an averaging/stacking ensemble. Writes "
                 "decision.json in the run directory; predict-head applies it.",
-)
-
-
-# ----------------------------------------------------------------------------------- export-head
-@dataclass
-class ExportOptions:
-    run: str = field(metadata={"positional": True, "help": "run directory of train-head or of ensemble"})
-    to: str = field(metadata={"help": "new directory to write (must not exist or be empty)"})
-
-
-def _export(args: argparse.Namespace) -> None:
-    o = from_namespace(ExportOptions, args)
-    export_head(o.run, o.to, verbose=True)
-
-
-EXPORT = Command(
-    configure=lambda parser: add_dataclass_arguments(parser, ExportOptions),
-    run=_export,
-    description="Export a trained head or ensemble as a self-describing directory: safetensors weights, config, "
-                "classes, provenance (encoders, weights hashes, layers, Whisper mode, ASR, AEC, text encoder), "
-                "dev/test metrics and a model card (README.md); `predict` loads it with no run directory or "
-                "store around.",
-    epilog="example:\n  sercache export-head runs/focal --to models/focal\n"
-           "  sercache predict models/focal recording.wav",
 )
 
 

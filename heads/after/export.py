@@ -5,7 +5,8 @@ metadata), config.json, metrics.json (dev/test), classes.json, decision.json (if
 (every feature set's featureset.json and, for text features, the text sets they encode: what `predict`
 needs to rebuild the features from audio with no store around) and a generated model card README.md.
 An ensemble exports its ensemble.json, metrics.json and decision.json, with each member exported under
-members/. The directory is loadable by `predict` (audio in, or a store) like the run it came from.
+members/. The directory is loadable by `predict` (audio in, or a store) like the run it came from. With an
+`include` hook (sercache/bundle.py: `export-head --include-encoders`) the encoders are copied in as well.
 """
 
 from __future__ import annotations
@@ -14,20 +15,25 @@ import json
 import shutil
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from sercache import __version__
 
 from ..errors import HeadError
 from .outputs import load_run
 from .predict import resolve_members
-from .recipes import PROVENANCE_FILE, head_recipes
+from .recipes import PROVENANCE_FILE, FeatureRecipe, head_recipes
 
 EXPORT_FORMAT = "sercache-export/1"
 EXPORT_FILE = "export.json"
 
 
-def export_head(run: str | Path, to: str | Path, verbose: bool = True) -> Path:
+# copies the models of the recipes into an export directory and returns what it copied (role, names, path, ...)
+IncludeEncoders = Callable[[Path, dict[str, FeatureRecipe]], list[dict[str, Any]]]
+
+
+def export_head(run: str | Path, to: str | Path, verbose: bool = True, include: IncludeEncoders | None = None
+                ) -> Path:
     run, to = Path(run), Path(to)
     loaded = load_run(run, read_splits=False)
     if to.exists() and any(to.iterdir()):
@@ -45,12 +51,16 @@ def export_head(run: str | Path, to: str | Path, verbose: bool = True) -> Path:
             members.append({**entry, "relpath": rel, "path": ""})
         (to / "ensemble.json").write_text(json.dumps({**spec, "members": members}, indent=2, sort_keys=True) + "\n")
         _copy(run, to, ("metrics.json", "decision.json"))
+    bundled = include(to, {n: r for c in cards for n, r in c["recipes"].items()}) if include else []
     (to / EXPORT_FILE).write_text(json.dumps({
         "format": EXPORT_FORMAT, "kind": "ensemble" if spec is not None else "head", "source": str(run.resolve()),
-        "created": datetime.now(timezone.utc).isoformat(), "toolkit_version": __version__}, indent=2) + "\n")
-    (to / "README.md").write_text(model_card(loaded, spec, cards, to))
+        "created": datetime.now(timezone.utc).isoformat(), "toolkit_version": __version__,
+        "encoders_included": bool(include)}, indent=2) + "\n")
+    (to / "README.md").write_text(model_card(loaded, spec, cards, to, bundled))
     if verbose:
-        print(f"exported {'ensemble' if spec is not None else 'head'} {run} -> {to}")
+        size = sum(b["bytes"] for b in bundled) / 1e6
+        print(f"exported {'ensemble' if spec is not None else 'head'} {run} -> {to}"
+              + (f" with {len(bundled)} model(s), {size:.0f} MB" if bundled else ""))
     return to
 
 
@@ -83,26 +93,39 @@ def model_roles(heads: list[dict[str, Any]]) -> list[str]:
     return [role for role, used in roles.items() if used]
 
 
+def _usage(heads: list[dict[str, Any]], to: Path, bundled: list[dict[str, Any]]) -> list[str]:
+    """How to run the export: as is when it holds its encoders, else with --model-path; both ways either way."""
+    model_paths = " ".join(f"--model-path {role}=PATH" for role in model_roles(heads))
+    lines = ["```bash", f"sercache predict {to} recording1.wav recording2.flac --out predictions.csv",
+             f"sercache predict {to} --input my_audio_dir/ --segment 5 --out series.jsonl"]
+    if bundled:
+        lines += ["# other copies of the encoders instead of the bundled ones (hashes are checked)",
+                  f"sercache predict {to} recording1.wav --out predictions.csv {model_paths}", "```", "",
+                  "The encoders are bundled in `encoders/` (listed in `encoders.json`); predict checks their hashes "
+                  "before it loads them, so nothing else is needed:", "",
+                  *[f"* {', '.join(b['roles'])}: `{b['path']}` ({b['bytes'] / 1e6:.0f} MB)" for b in bundled]]
+    else:
+        lines += ["# on a machine without these encoders in its cache: point at local copies (hashes are checked)",
+                  f"sercache predict {to} recording1.wav --out predictions.csv {model_paths}", "```", "",
+                  "The encoders below must be available (bundled with sercache, hub cache or `--model-path "
+                  "ROLE=PATH`) and hash to the recorded weights, or predict refuses. `sercache export-head RUN --to "
+                  "DIR --include-encoders` writes a self-contained export that needs none of this."]
+    return lines + ["", "Audio of any rate and channel count (resampled to 16 kHz mono); longer than 30 s is "
+                    "encoded in 30-s windows."]
+
+
 def _short(h: str | None) -> str:
     return f"`{h[:16]}…`" if h else "not recorded"
 
 
-def model_card(run, spec: dict[str, Any] | None, heads: list[dict[str, Any]], to: Path) -> str:
+def model_card(run, spec: dict[str, Any] | None, heads: list[dict[str, Any]], to: Path,
+               bundled: list[dict[str, Any]] | None = None) -> str:
     """README.md of an export: what it predicts, from which features, how well, and how to run it."""
     kind = f"ensemble ({spec['method']} of {len(heads)} heads)" if spec is not None else "head"
     lines = [f"# sercache speech-emotion {kind}: {run.name}", "",
              f"Classes (output order): {', '.join(f'{c} ({n})' for c, n in zip(run.letters, run.names))}.",
-             f"Task: {run.task}. Exported from `{run.path}` with sercache.", "",
-             "## Use", "", "```bash",
-             f"sercache predict {to} recording1.wav recording2.flac --out predictions.csv",
-             f"sercache predict {to} --input my_audio_dir/ --segment 5 --out series.jsonl",
-             "# on a machine without these encoders in its cache: point at local copies (hashes are checked)",
-             f"sercache predict {to} recording1.wav --out predictions.csv "
-             + " ".join(f"--model-path {role}=PATH" for role in model_roles(heads)),
-             "```", "",
-             "Audio of any rate and channel count (resampled to 16 kHz mono); longer than 30 s is encoded in 30-s "
-             "windows. The encoders below must be available (bundled, hub cache or `--model-path ROLE=PATH`) and "
-             "hash to the recorded weights, or predict refuses.", "", "## Features", ""]
+             f"Task: {run.task}. Exported from `{run.path}` with sercache.", "", "## Use", "",
+             *_usage(heads, to, bundled or []), "", "## Features", ""]
     for h in heads:
         if len(heads) > 1:
             lines += [f"### {h['name']}", ""]
