@@ -18,18 +18,35 @@ on each split (the generating settings' score; no model that sees only the signa
 
 Splits are speaker-disjoint: Train (MSP-Podcast's class shares), Development (same shares), Test1
 (balanced over the intended emotion), Test2 (natural shares) and Test3 (no labels). Deterministic for a
-seed; files already written are reused.
+seed; files already written are reused. The speaker count and the class shares are parameters of
+`BenchSizes`; at their defaults (192 speakers, MSP-Podcast's shares) the draw is the one it always was.
+
+The same voices, wording and prosody also come in two other corpora's shapes, so that the readers, folds
+and protocols of those corpora are exercised on audio whose generating truth is known:
+
+* `IemocapSizes` / `synthesize_iemocap_corpus`: IEMOCAP's release layout (Session1..5, one woman and one
+  man each, improvised and scripted dialogs, `dialog/EmoEvaluation/<dialog>.txt` with three simulated
+  evaluators per turn and a summary code by majority or xxx, `sentences/wav/<dialog>/<utterance>.wav`);
+* `EmoboxSizes` / `synthesize_emobox_corpus`: EmoBox's metadata layout (`data/<name>/<name>.jsonl`,
+  `label_map.json`, leave-speakers-out `fold_<k>/` train/test files, wav paths relative to the root, audio
+  under `downloads/<name>/`), labelled with the intended emotion as an acted corpus is.
+
+Both also write `manifest.csv` (id, path: what `extract-features --input` reads) and
+`intended_emotions.csv` (what the generator meant, what the label became, and how it was rendered).
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import math
 import random
 import shutil
 import subprocess
+from collections import Counter
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -116,42 +133,60 @@ class BenchUtterance:
 
 @dataclass(frozen=True)
 class BenchSizes:
-    """Files per split; Test1 is balanced over the intended emotion."""
+    """Files per split (Test1 is balanced over the intended emotion), the number of speakers (split
+    speaker-disjointly by `speakers`) and the intended emotions' shares in the other splits, by class
+    letter (None: MSP-Podcast's train shares; a class left out never occurs there)."""
 
     train: int = 2000
     dev: int = 500
     test1: int = 480
     test2: int = 160
     test3: int = 80
+    speakers: int = 192
+    class_shares: Mapping[str, float] | None = None
 
     def of(self, split: str) -> int:
         return {"Train": self.train, "Development": self.dev, "Test1": self.test1, "Test2": self.test2,
                 "Test3": self.test3}[split]
 
 
-def speakers(seed: int) -> dict[str, list[Speaker]]:
-    """Accents x voice variants x two personal offsets = 192 speakers, split speaker-disjointly and stratified
-    by gender and accent: every split has the pool's gender ratio and its accents spread evenly.
-
-    Left to chance, 29 test speakers drawn from 192 can differ from training in ways no method should be
-    judged on (an unstratified draw gave a Test1 with 62 % female files against 42 % in Train, and a
-    Development split without two of the eight accents), which made audio scores depend on the draw.
-    """
-    rng = random.Random(f"speakers-{seed}")
+def _voice_groups(rng: random.Random, copies: int) -> dict[str, list[list[tuple]]]:
+    """Per gender, per accent: every variant of that gender `copies` times with personal offsets, shuffled."""
     by_gender: dict[str, list[list[tuple]]] = {}
     for accent in ACCENTS:
         for gender in ("Male", "Female"):
             voices = [(f"{accent}+{variant}", g, rng.randint(-12, 12), rng.randint(-20, 20), rng.randint(-15, 15))
-                      for variant, g in VARIANTS.items() if g == gender for _ in range(2)]
+                      for variant, g in VARIANTS.items() if g == gender for _ in range(copies)]
             rng.shuffle(voices)
             by_gender.setdefault(gender, []).append(voices)
+    return by_gender
+
+
+def speakers(seed: int, count: int = 192) -> dict[str, list[Speaker]]:
+    """`count` speakers (default: accents x voice variants x two personal offsets = 192), split
+    speaker-disjointly and stratified by gender and accent: every split has the pool's gender ratio (the
+    variants', 7 male to 5 female) and its accents spread evenly.
+
+    Left to chance, 29 test speakers drawn from 192 can differ from training in ways no method should be
+    judged on (an unstratified draw gave a Test1 with 62 % female files against 42 % in Train, and a
+    Development split without two of the eight accents), which made audio scores depend on the draw.
+    Another count draws as many copies of each variant as it needs and deals the first ones round robin
+    over the accents, so the default draw is unchanged.
+    """
+    if count < 1:
+        raise ValueError(f"speakers must be at least 1, got {count}")
+    male = round(count * 7 / 12)
+    quota = {"Male": male, "Female": count - male}
+    copies = max(1, *(math.ceil(quota[g] / (len(ACCENTS) * list(VARIANTS.values()).count(g))) for g in quota))
+    rng = random.Random(f"speakers-{seed}")
+    by_gender = _voice_groups(rng, copies)
     out: dict[str, list[Speaker]] = {split: [] for split in SPLIT_SHARES}
     number = 0
     per_accent = {split: dict.fromkeys(ACCENTS, 0) for split in SPLIT_SHARES}
     seen = dict.fromkeys(ACCENTS, 0)
-    for groups in by_gender.values():
+    for gender, groups in by_gender.items():
         rng.shuffle(groups)
-        dealt = [v for row in zip(*groups) for v in row]  # round robin over the accents
+        dealt = [v for row in zip(*groups) for v in row][:quota[gender]]  # round robin over the accents
         counts = dict.fromkeys(SPLIT_SHARES, 0)
         for k, voice in enumerate(dealt, 1):  # to the split furthest below its share, of this gender and accent
             accent = voice[0].split("+")[0]
@@ -166,9 +201,25 @@ def speakers(seed: int) -> dict[str, list[Speaker]]:
     return out
 
 
-def _emotions(split: str, n: int, rng: random.Random) -> list[str]:
+def _shares(given: Mapping[str, float], known: str | tuple[str, ...]) -> tuple[list[str], list[float]]:
+    """The classes with a positive share and their weights, in `known`'s order; unknown or negative
+    classes are refused (a typo would otherwise silently drop a class)."""
+    unknown = sorted(set(given) - set(known))
+    if unknown or any(v < 0 for v in given.values()) or sum(given.values()) <= 0:
+        raise ValueError(f"class_shares {dict(given)}: need non-negative shares of {' '.join(known)} summing "
+                         f"above 0{f' (unknown: {unknown})' if unknown else ''}")
+    classes = [c for c in known if given.get(c, 0) > 0]
+    return classes, [float(given[c]) for c in classes]
+
+
+def _emotions(split: str, n: int, rng: random.Random, class_shares: Mapping[str, float] | None = None) -> list[str]:
+    """Intended emotions of one split: Test1 balanced, the others drawn by the shares (None: MSP-Podcast's,
+    drawn exactly as before the shares were a parameter, so default plans do not change)."""
     if split == "Test1":  # balanced
         return [CLASSES[i % len(CLASSES)] for i in range(n)]
+    if class_shares is not None:
+        classes, weights = _shares(class_shares, CLASSES)
+        return rng.choices(classes, weights=weights, k=n)
     total = sum(MSP_TRAIN_COUNTS.values())
     shares = [MSP_TRAIN_COUNTS[c] / total for c in CLASSES]
     return rng.choices(CLASSES, weights=shares, k=n)
@@ -197,10 +248,13 @@ def _prosody(emotion: str, spk: Speaker, rng: random.Random) -> tuple[int, int, 
 def plan_bench_corpus(sizes: BenchSizes = BenchSizes(), seed: int = 0) -> list[BenchUtterance]:
     """Every file's text, intended emotion, speaker and prosody; a pure function of sizes and seed."""
     rng = random.Random(f"plan-{seed}")
-    spk = speakers(seed)
+    spk = speakers(seed, sizes.speakers)
+    empty = [split for split in SPLIT_SHARES if sizes.of(split) and not spk[split]]
+    if empty:
+        raise ValueError(f"{sizes.speakers} speakers leave {', '.join(empty)} without a speaker: use more speakers")
     plan, number = [], 0
     for split in SPLIT_SHARES:
-        for emotion in _emotions(split, sizes.of(split), rng):
+        for emotion in _emotions(split, sizes.of(split), rng, sizes.class_shares):
             speaker = rng.choice(spk[split])
             number += 1
             plan.append(BenchUtterance(f"MSP-PODCAST_{speaker.number:04d}_{number:05d}.wav",
@@ -245,7 +299,7 @@ def consensus(votes) -> str:
     return winners[0] if len(winners) == 1 else "X"
 
 
-def _speak(u: BenchUtterance, path: Path) -> None:
+def speak(u: BenchUtterance, path: Path) -> None:
     pitch, rate, amp, gap = u.prosody
     tmp = path.with_name(".tmp-" + path.name)
     subprocess.run(["espeak-ng", "-v", u.speaker.voice, "-p", str(pitch), "-s", str(rate), "-a", str(amp),
@@ -253,34 +307,64 @@ def _speak(u: BenchUtterance, path: Path) -> None:
     tmp.rename(path)  # a killed run never leaves a truncated wav under the final name
 
 
-def _claim(root: Path, sizes: BenchSizes, seed: int) -> None:
+def _claim(root: Path, settings: dict, audio: Path) -> None:
     """Record what a root was generated with; refuse other settings, whose plan names some files alike
     with other content (existing files are reused, so mixing two plans would mislabel them)."""
-    settings = {"generator": "sercache.benchcorpus", "sizes": vars(sizes), "seed": seed}
     marker = root / "corpus.json"
     if marker.is_file():
         made = json.loads(marker.read_text())
         if made != settings:
-            raise ValueError(f"{root} holds a benchmark corpus made with {made['sizes']} seed {made['seed']}, not "
-                             f"{settings['sizes']} seed {seed}: use another directory")
-    elif any((root / "Audios").iterdir()):
-        raise ValueError(f"{root}/Audios already holds files not made by this generator: use another directory")
+            raise ValueError(f"{root} holds a benchmark corpus made with {made.get('layout', 'msp')} "
+                             f"{made['sizes']} seed {made['seed']}, not {settings.get('layout', 'msp')} "
+                             f"{settings['sizes']} seed {settings['seed']}: use another directory")
+    elif any(audio.iterdir()):
+        raise ValueError(f"{audio} already holds files not made by this generator: use another directory")
     else:
         marker.write_text(json.dumps(settings, indent=1) + "\n")
 
 
-def synthesize_bench_corpus(root: str | Path, sizes: BenchSizes = BenchSizes(), seed: int = 0,
-                            jobs: int = 4) -> Path:
-    """Write root/Audios, root/Labels (consensus, detailed, intended emotions) and root/Transcripts."""
+def _settings(sizes: BenchSizes | IemocapSizes | EmoboxSizes, seed: int) -> dict:
+    """The marker's content. MSP draws record only the sizes fields that are not at their default beyond the
+    five split sizes, so corpora made before the speaker count and shares were parameters stay valid."""
+    if isinstance(sizes, BenchSizes):
+        kept = {f.name: getattr(sizes, f.name) for f in fields(sizes)
+                if f.name in ("train", "dev", "test1", "test2", "test3") or getattr(sizes, f.name) != f.default}
+        return {"generator": "sercache.benchcorpus", "sizes": kept, "seed": seed}
+    layout = "iemocap" if isinstance(sizes, IemocapSizes) else "emobox"
+    return {"generator": "sercache.benchcorpus", "layout": layout, "sizes": asdict(sizes), "seed": seed}
+
+
+def _start(root: str | Path, sizes: BenchSizes | IemocapSizes | EmoboxSizes, seed: int, audio: str) -> Path:
+    """Check espeak-ng and claim the root (its `audio` folder must be new or ours)."""
     if shutil.which("espeak-ng") is None:
         raise RuntimeError("espeak-ng is not installed: apt-get install espeak-ng (bin/setup-env does it)")
     root = Path(root)
-    (root / "Audios").mkdir(parents=True, exist_ok=True)
-    _claim(root, sizes, seed)
-    plan = plan_bench_corpus(sizes, seed)
-    todo = [u for u in plan if not (root / "Audios" / u.file_name).exists()]
+    (root / audio).mkdir(parents=True, exist_ok=True)
+    _claim(root, json.loads(json.dumps(_settings(sizes, seed))), root / audio)  # as read back from disk
+    return root
+
+
+def _speak_all(plan: list[BenchUtterance], paths: Mapping[str, Path], jobs: int) -> None:
+    """Synthesise every file not there yet (a rerun after an interruption resumes), `jobs` at a time."""
+    todo = [u for u in plan if not paths[u.file_name].exists()]
+    for folder in {paths[u.file_name].parent for u in todo}:
+        folder.mkdir(parents=True, exist_ok=True)
     with ThreadPoolExecutor(jobs) as pool:
-        list(pool.map(lambda u: _speak(u, root / "Audios" / u.file_name), todo))
+        list(pool.map(lambda u: speak(u, paths[u.file_name]), todo))
+
+
+def synthesize_bench_corpus(root: str | Path, sizes: BenchSizes | IemocapSizes | EmoboxSizes = BenchSizes(),
+                            seed: int = 0, jobs: int = 4) -> Path:
+    """Write root/Audios, root/Labels (consensus, detailed, intended emotions) and root/Transcripts; an
+    IemocapSizes or EmoboxSizes writes that corpus' layout instead (synthesize_iemocap_corpus,
+    synthesize_emobox_corpus)."""
+    if isinstance(sizes, IemocapSizes):
+        return synthesize_iemocap_corpus(root, sizes, seed, jobs)
+    if isinstance(sizes, EmoboxSizes):
+        return synthesize_emobox_corpus(root, sizes, seed, jobs)
+    root = _start(root, sizes, seed, "Audios")
+    plan = plan_bench_corpus(sizes, seed)
+    _speak_all(plan, {u.file_name: root / "Audios" / u.file_name for u in plan}, jobs)
     _write_labels(root, plan, seed)
     return root
 
@@ -408,19 +492,341 @@ def train_subset_labels(root: str | Path, n_train: int, out: str | Path, seed: i
     return out
 
 
+# --- shared by the IEMOCAP and EmoBox layouts ---------------------------------------------------------------
+
+
+def _durations(paths: list[Path]) -> list[tuple[int, int]]:
+    """(frames, sample rate) of each wav, read from its header: label files state real lengths and times."""
+    import soundfile as sf
+
+    return [(info.frames, info.samplerate) for info in (sf.info(str(p)) for p in paths)]
+
+
+def _write_manifest(root: Path, rows: list[tuple[str, Path]]) -> None:
+    """root/manifest.csv (id, path relative to root): the ids the labels use, for extract-features --input."""
+    with open(root / "manifest.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["id", "path"])
+        writer.writerows((uid, path.relative_to(root).as_posix()) for uid, path in rows)
+
+
+def _write_intended(root: Path, plan: list[BenchUtterance], ids: list[str], labels: Mapping[str, str],
+                    speaker: Callable[[BenchUtterance], str]) -> None:
+    """root/intended_emotions.csv: per file the intended emotion, the label it ended with, its split and
+    speaker and how it was rendered (the columns `generating_parameters` reads)."""
+    with open(root / "intended_emotions.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["Id", "Intended", "Label", "Split_Set", "Speaker", "Gender", "Text", "Voice", "Pitch", "Rate",
+                         "Amplitude", "Gap"])
+        for uid, u in zip(ids, plan):
+            writer.writerow([uid, u.emotion, labels[uid], u.split, speaker(u), u.speaker.gender, u.text,
+                             u.speaker.voice, *u.prosody])
+
+
+# --- IEMOCAP's release layout -----------------------------------------------------------------------------
+
+# Summary codes of the release (10,039 turns; xxx 2,507 and oth 3 left out): the intended emotions' shares.
+IEMOCAP_RELEASE_COUNTS = {"neu": 1708, "fru": 1849, "ang": 1103, "sad": 1084, "exc": 1041, "hap": 595, "sur": 107,
+                          "fea": 40, "dis": 2}
+IEMOCAP_RENDER = {"ang": "A", "hap": "H", "exc": "H", "sad": "S", "neu": "N", "fru": "C", "sur": "U", "fea": "F",
+                  "dis": "D"}  # whose cue phrases and prosody render each code
+IEMOCAP_NAMES = {"ang": "Anger", "hap": "Happiness", "exc": "Excited", "sad": "Sadness", "neu": "Neutral",
+                 "fru": "Frustration", "sur": "Surprise", "fea": "Fear", "dis": "Disgust", "oth": "Other"}
+IEMOCAP_CONFUSIONS = {"ang": "fru dis", "hap": "exc neu", "exc": "hap sur", "sad": "neu fru", "neu": "fru sad",
+                      "fru": "ang neu", "sur": "exc fea", "fea": "sad sur", "dis": "ang fru"}
+IEMOCAP_VAD = {"ang": (1.9, 3.9, 3.8), "hap": (3.9, 3.0, 3.0), "exc": (4.0, 3.6, 3.3), "sad": (2.0, 2.3, 2.3),
+               "neu": (3.0, 2.6, 2.8), "fru": (2.1, 3.1, 3.2), "sur": (3.4, 3.6, 2.9), "fea": (2.2, 3.4, 2.2),
+               "dis": (1.9, 3.2, 3.4), "oth": (3.0, 3.0, 3.0)}
+EVALUATOR_ACCURACY = 0.65  # 3 evaluators: about 15 % of the turns end as xxx (the release: 25 %)
+DIALOG_THEME = 0.5  # share of a dialog's turns in its theme emotion (the rest drawn afresh, same shares)
+EMO_HEADER = "% [START_TIME - END_TIME] TURN_NAME EMOTION [V, A, D]\n\n"
+
+
+@dataclass(frozen=True)
+class IemocapSizes:
+    """An IEMOCAP-shaped draw: `utterances` turns over 5 sessions of one woman and one man each, in dialogs of
+    `per_dialog` turns; intended emotions by IEMOCAP code (None: the release's label counts)."""
+
+    utterances: int = 1000
+    per_dialog: int = 24
+    class_shares: Mapping[str, float] | None = None
+
+
+def iemocap_speakers(seed: int) -> dict[int, dict[str, Speaker]]:
+    """Session -> {"F": Ses0kF, "M": Ses0kM}: ten actors, each a voice variant of their own gender used by
+    no other actor, on a random accent, with personal offsets drawn as in `speakers`."""
+    rng = random.Random(f"iemocap-speakers-{seed}")
+    variants = {g: rng.sample([v for v, vg in VARIANTS.items() if vg == g], 5) for g in ("Female", "Male")}
+    cast: dict[int, dict[str, Speaker]] = {}
+    for s in range(1, 6):
+        cast[s] = {g[0]: Speaker(2 * s - (g == "Female"), f"{rng.choice(ACCENTS)}+{variants[g][s - 1]}", g,
+                                 rng.randint(-12, 12), rng.randint(-20, 20), rng.randint(-15, 15))
+                   for g in ("Female", "Male")}
+    return cast
+
+
+def iemocap_dialog_names(session: int, count: int) -> list[str]:
+    """Improvised and scripted dialogs in turn, each led once by the woman and once by the man, as the
+    release names them: Ses01F_impro01, Ses01M_impro01, Ses01F_script01_1, Ses01M_script01_1, ..._impro02."""
+    names = []
+    for k in range(count):
+        pair = k // 2
+        number = pair // 2 + 1
+        kind = f"impro{number:02d}" if pair % 2 == 0 else f"script{(number - 1) // 2 + 1:02d}_{(number - 1) % 2 + 1}"
+        names.append(f"Ses0{session}{'FM'[k % 2]}_{kind}")
+    return names
+
+
+def _plan_dialog(session: int, name: str, n: int, cast: dict[str, Speaker], shares: tuple[list[str], list[float]],
+                 rng: random.Random) -> list[BenchUtterance]:
+    """`n` turns of one dialog: the two actors mostly alternate, turns numbered per actor (F000, M000, F001),
+    half of them in the dialog's theme emotion (a dialog has a mood, as IEMOCAP's do)."""
+    theme = rng.choices(*shares)[0]
+    turns, who, out = {"F": 0, "M": 0}, rng.choice("FM"), []
+    for _ in range(n):
+        code = theme if rng.random() < DIALOG_THEME else rng.choices(*shares)[0]
+        letter, actor = IEMOCAP_RENDER[code], cast[who]
+        out.append(BenchUtterance(f"{name}_{who}{turns[who]:03d}.wav", _sentence(letter, rng), code, actor,
+                                  f"Session{session}", _prosody(letter, actor, rng)))
+        turns[who] += 1
+        who = who if rng.random() < 0.2 else {"F": "M", "M": "F"}[who]
+    return out
+
+
+def plan_iemocap_corpus(sizes: IemocapSizes = IemocapSizes(), seed: int = 0) -> list[BenchUtterance]:
+    """Every turn's id (file_name without .wav), text, intended IEMOCAP code, actor, session (split) and
+    prosody; sessions get equal shares of the turns. A pure function of sizes and seed."""
+    if sizes.utterances < 5 or sizes.per_dialog < 1:
+        raise ValueError(f"IEMOCAP draw needs at least 5 utterances and 1 per dialog, got {sizes}")
+    shares = _shares(sizes.class_shares or IEMOCAP_RELEASE_COUNTS, tuple(IEMOCAP_RENDER))
+    rng = random.Random(f"iemocap-plan-{seed}")
+    cast = iemocap_speakers(seed)
+    plan: list[BenchUtterance] = []
+    for session in range(1, 6):
+        n = sizes.utterances // 5 + (session <= sizes.utterances % 5)
+        for d, name in enumerate(iemocap_dialog_names(session, -(-n // sizes.per_dialog))):
+            plan += _plan_dialog(session, name, min(sizes.per_dialog, n - d * sizes.per_dialog), cast[session],
+                                 shares, rng)
+    return plan
+
+
+def iemocap_evaluate(code: str, rng: random.Random) -> tuple[str, tuple[float, float, float], list[str]]:
+    """Three evaluators: each names what they heard first (the intended code with EVALUATOR_ACCURACY, else a
+    related one, or neutral, frustration, other), now and then a second category, and rates valence,
+    activation and dominance 1-5. Summary code: the first choice of at least two, else xxx; [V, A, D]: the
+    mean rating. Returns it with the evaluators' C-E and A-E lines as the release writes them."""
+    firsts, lines, ratings = [], [], []
+    for e in (1, 2, 3):
+        roll = rng.random()
+        heard = code if roll < EVALUATOR_ACCURACY else rng.choice(IEMOCAP_CONFUSIONS[code].split()) \
+            if roll < 0.88 else rng.choice(("neu", "fru", "oth"))
+        chosen = [heard] + ([rng.choice(IEMOCAP_CONFUSIONS[heard].split())] if heard != "oth" and rng.random() < 0.2
+                            else [])
+        firsts.append(heard)
+        lines.append(f"C-E{e}:\t{'; '.join(IEMOCAP_NAMES[c] for c in chosen)};\t()\n")
+        ratings.append([int(min(5, max(1, round(m + rng.gauss(0, 0.7))))) for m in IEMOCAP_VAD[heard]])
+    lines += [f"A-E{e}:\tval {v}; act {a}; dom  {d};\t()\n" for e, (v, a, d) in enumerate(ratings, 1)]
+    top, count = Counter(firsts).most_common(1)[0]
+    vad = tuple(sum(r[i] for r in ratings) / 3 for i in range(3))
+    return (top if count >= 2 else "xxx"), vad, lines  # type: ignore[return-value]
+
+
+def _write_iemocap_dialog(session: Path, dialog: str, turns: list[BenchUtterance], lengths: list[tuple[int, int]],
+                          rng: random.Random) -> dict[str, str]:
+    """One dialog's EmoEvaluation and transcription files, turns one after another with short pauses; returns
+    every turn's summary code."""
+    t, blocks, lines, codes = rng.uniform(1.0, 5.0), [], [], {}
+    for u, (frames, rate) in zip(turns, lengths):
+        uid, start = Path(u.file_name).stem, t
+        t += frames / rate
+        code, (v, a, d), evaluations = iemocap_evaluate(u.emotion, rng)
+        codes[uid] = code
+        blocks.append(f"[{start:.4f} - {t:.4f}]\t{uid}\t{code}\t[{v:.4f}, {a:.4f}, {d:.4f}]\n" + "".join(evaluations))
+        lines.append(f"{uid} [{start:08.4f}-{t:08.4f}]: {u.text}\n")
+        t += rng.uniform(0.2, 1.5)
+    for folder, text in (("EmoEvaluation", EMO_HEADER + "\n".join(blocks)), ("transcriptions", "".join(lines))):
+        (session / "dialog" / folder).mkdir(parents=True, exist_ok=True)
+        (session / "dialog" / folder / f"{dialog}.txt").write_text(text)
+    return codes
+
+
+def iemocap_wav(root: Path, u: BenchUtterance) -> Path:
+    """Where the release keeps a turn: SessionN/sentences/wav/<dialog>/<turn>.wav."""
+    return root / u.split / "sentences" / "wav" / u.file_name.rsplit("_", 1)[0] / u.file_name
+
+
+def synthesize_iemocap_corpus(root: str | Path, sizes: IemocapSizes = IemocapSizes(), seed: int = 0,
+                              jobs: int = 4) -> Path:
+    """Write IEMOCAP's release layout under root (Session1..5 with dialog/EmoEvaluation, dialog/transcriptions
+    and sentences/wav), plus manifest.csv and intended_emotions.csv. Read it with
+    `read_labels("iemocap", root)`; extract from root/manifest.csv (ids = turn ids) or from root itself
+    (ids = relative paths, joined to the labels by file stem)."""
+    root = _start(root, sizes, seed, ".")
+    plan = plan_iemocap_corpus(sizes, seed)
+    paths = {u.file_name: iemocap_wav(root, u) for u in plan}
+    _speak_all(plan, paths, jobs)
+    lengths = dict(zip(paths, _durations(list(paths.values()))))
+    rng, codes = random.Random(f"iemocap-labels-{seed}"), {}
+    dialogs: dict[str, list[BenchUtterance]] = {}
+    for u in plan:
+        dialogs.setdefault(u.file_name.rsplit("_", 1)[0], []).append(u)
+    for dialog, turns in dialogs.items():
+        codes |= _write_iemocap_dialog(root / turns[0].split, dialog, turns, [lengths[u.file_name] for u in turns], rng)
+    ids = [Path(u.file_name).stem for u in plan]
+    _write_manifest(root, [(uid, paths[u.file_name]) for uid, u in zip(ids, plan)])
+    _write_intended(root, plan, ids, codes, lambda u: u.split.replace("Session", "Ses0") + u.speaker.gender[0])
+    return root
+
+
+# --- EmoBox's metadata layout ---------------------------------------------------------------------------
+
+EMOBOX_CODES = {"A": "ANG", "S": "SAD", "H": "HAP", "U": "SUR", "F": "FEA", "D": "DIS", "C": "CON", "N": "NEU"}
+
+
+@dataclass(frozen=True)
+class EmoboxSizes:
+    """An EmoBox-shaped draw of an acted corpus called `name`: `utterances` files dealt evenly over `speakers`
+    speakers (at least 4, as EmoBox's speaker folds need), intended emotions by class letter (None: balanced
+    over all eight, as acted corpora are)."""
+
+    utterances: int = 600
+    speakers: int = 24
+    name: str = "benchsyn"
+    class_shares: Mapping[str, float] | None = None
+
+
+def emobox_folds(numbers: list[int], seed: int) -> list[list[int]]:
+    """Test speakers of each fold, by EmoBox's rule for speaker folds: 4-6 speakers, one fold each; more,
+    len // 4 folds of speakers dealt round robin after a shuffle."""
+    if len(numbers) < 4:
+        raise ValueError(f"EmoBox speaker folds need at least 4 speakers, got {len(numbers)}")
+    if len(numbers) <= 6:
+        return [[n] for n in numbers]
+    order = random.Random(f"emobox-folds-{seed}").sample(numbers, len(numbers))
+    count = len(numbers) // 4
+    return [sorted(order[k::count]) for k in range(count)]
+
+
+def plan_emobox_corpus(sizes: EmoboxSizes = EmoboxSizes(), seed: int = 0) -> list[BenchUtterance]:
+    """Every file's name (spkNNN_NNNNN.wav), text, intended emotion, speaker and prosody; split is
+    the fold (fold_<k>) whose test set holds it. A pure function of sizes and seed."""
+    pool = sorted((s for group in speakers(seed, sizes.speakers).values() for s in group), key=lambda s: s.number)
+    fold_of = {n: k for k, test in enumerate(emobox_folds([s.number for s in pool], seed), 1) for n in test}
+    classes, weights = _shares(sizes.class_shares or dict.fromkeys(CLASSES, 1.0), CLASSES)
+    rng = random.Random(f"emobox-plan-{seed}")
+    plan = []
+    for i in range(sizes.utterances):
+        spk = pool[i % len(pool)]
+        emotion = rng.choices(classes, weights=weights)[0]
+        plan.append(BenchUtterance(f"spk{spk.number:03d}_{i + 1:05d}.wav", _sentence(emotion, rng), emotion, spk,
+                                   f"fold_{fold_of[spk.number]}", _prosody(emotion, spk, rng)))
+    return plan
+
+
+def _emobox_entry(name: str, u: BenchUtterance, wav: str, length: tuple[int, int]) -> dict:
+    """One metadata line, with EmoBox's fields in its order (key = <name>-<file stem>)."""
+    frames, rate = length
+    return {"key": f"{name}-{Path(u.file_name).stem}", "dataset": name, "wav": wav, "type": "raw",
+            "sample_rate": rate, "num_frame": float(frames), "task": "category", "length": frames / rate,
+            "emo": EMOBOX_CODES[u.emotion], "channel": 1}
+
+
+def _write_jsonl(path: Path, entries: list[dict]) -> None:
+    """One JSON object a line, as EmoBox's metadata files are."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(e) + "\n" for e in entries))
+
+
+def write_emobox_metadata(folder: Path, name: str, entries: list[dict], speaker: list[str], fold: list[int]) -> None:
+    """EmoBox's files for one corpus: <name>.jsonl, label_map.json (the codes used), fold_<k>/<name>_train_fold_<k>
+    and _test_fold_<k>.jsonl (test: the entries whose `fold` is k; train: all others) and data.seg.wrd.stm,
+    where EmoBox records each key's speaker."""
+    _write_jsonl(folder / f"{name}.jsonl", entries)
+    used = {e["emo"] for e in entries}
+    label_map = {code: NAMES[letter] for letter, code in EMOBOX_CODES.items() if code in used}
+    (folder / "label_map.json").write_text(json.dumps(label_map, indent=4) + "\n")
+    for k in sorted(set(fold)):
+        for part, test in (("train", False), ("test", True)):
+            chosen = [e for e, f in zip(entries, fold) if (f == k) == test]
+            _write_jsonl(folder / f"fold_{k}" / f"{name}_{part}_fold_{k}.jsonl", chosen)
+    (folder / "data.seg.wrd.stm").write_text("".join(
+        f"{e['key']} 1 {spk} 0 {e['length']} <id={e['key']},lang=en,spk={spk},emotion={e['emo']}> {e['emo']}\n"
+        for e, spk in zip(entries, speaker)))
+
+
+def synthesize_emobox_corpus(root: str | Path, sizes: EmoboxSizes = EmoboxSizes(), seed: int = 0,
+                             jobs: int = 4) -> Path:
+    """Write EmoBox's layout under root: audio in downloads/<name>/spkNNN/, metadata in data/<name>/ with wav
+    paths relative to root (EmoBox's data root), plus manifest.csv (ids = EmoBox keys) and
+    intended_emotions.csv."""
+    root = _start(root, sizes, seed, "downloads")
+    plan = plan_emobox_corpus(sizes, seed)
+    wavs = {u.file_name: f"downloads/{sizes.name}/spk{u.speaker.number:03d}/{u.file_name}" for u in plan}
+    _speak_all(plan, {f: root / w for f, w in wavs.items()}, jobs)
+    lengths = _durations([root / wavs[u.file_name] for u in plan])
+    entries = [_emobox_entry(sizes.name, u, wavs[u.file_name], n) for u, n in zip(plan, lengths)]
+    write_emobox_metadata(root / "data" / sizes.name, sizes.name, entries,
+                          [f"spk{u.speaker.number:03d}" for u in plan], [int(u.split[5:]) for u in plan])
+    ids = [e["key"] for e in entries]
+    _write_manifest(root, [(key, root / wavs[u.file_name]) for key, u in zip(ids, plan)])
+    _write_intended(root, plan, ids, {e["key"]: e["emo"] for e in entries}, lambda u: f"spk{u.speaker.number:03d}")
+    return root
+
+
+def _parse_shares(text: str) -> dict[str, float] | None:
+    """--shares "N=5,H=2.5,A=1" (class letters, or IEMOCAP codes for --layout iemocap) into a dict."""
+    if not text:
+        return None
+    try:
+        return {k.strip(): float(v) for k, v in (item.split("=") for item in text.split(","))}
+    except ValueError:
+        raise SystemExit(f"--shares {text!r}: expected CLASS=SHARE,CLASS=SHARE,...") from None
+
+
+def _layout_sizes(args) -> BenchSizes | IemocapSizes | EmoboxSizes:
+    """The sizes of the layout asked for; options another layout uses are ignored."""
+    shares = _parse_shares(args.shares)
+    if args.layout == "iemocap":
+        return IemocapSizes(args.utterances or IemocapSizes.utterances, args.per_dialog, shares)
+    if args.layout == "emobox":
+        return EmoboxSizes(args.utterances or EmoboxSizes.utterances, args.speakers or EmoboxSizes.speakers,
+                           args.name, shares)
+    return BenchSizes(args.train, args.dev, args.test1, args.test2, args.test3, args.speakers or 192, shares)
+
+
+def _summary(root: Path, sizes: BenchSizes | IemocapSizes | EmoboxSizes) -> dict:
+    """What to print when done: the ceiling of an MSP draw; the label counts per split of the others."""
+    if isinstance(sizes, BenchSizes):
+        return corpus_ceiling(root)
+    counts: dict[str, Counter] = {}
+    for row in csv.DictReader(open(root / "intended_emotions.csv")):
+        counts.setdefault(row["Split_Set"], Counter())[row["Label"]] += 1
+    return {split: dict(sorted(c.items())) for split, c in counts.items()}
+
+
 def main(argv: list[str] | None = None) -> int:
+    """python -m sercache.benchcorpus --out DIR [--layout msp|iemocap|emobox]: write a corpus, print its summary."""
     import argparse
 
     p = argparse.ArgumentParser(prog="sercache-benchcorpus", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out", required=True, help="corpus root to write (MSP-Podcast layout)")
-    for name, default in vars(BenchSizes()).items():
-        p.add_argument(f"--{name}", type=int, default=default, help=f"files in {name}")
+    p.add_argument("--out", required=True, help="corpus root to write")
+    p.add_argument("--layout", choices=("msp", "iemocap", "emobox"), default="msp",
+                   help="MSP-Podcast's layout (default), IEMOCAP's release layout or EmoBox's metadata layout")
+    for name in ("train", "dev", "test1", "test2", "test3"):
+        p.add_argument(f"--{name}", type=int, default=getattr(BenchSizes, name), help=f"msp: files in {name}")
+    p.add_argument("--speakers", type=int, default=0, help="msp, emobox: speakers (default 192, 24)")
+    p.add_argument("--utterances", type=int, default=0, help="iemocap, emobox: files (default 1000, 600)")
+    p.add_argument("--per-dialog", type=int, default=IemocapSizes.per_dialog, help="iemocap: turns per dialog")
+    p.add_argument("--name", default=EmoboxSizes.name, help="emobox: the corpus name")
+    p.add_argument("--shares", default="", help="intended emotions' shares, e.g. N=5,H=2.5,A=1 (iemocap: codes, "
+                                                "e.g. neu=5,ang=2); default: the layout's own")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--jobs", type=int, default=4, help="espeak-ng processes at a time")
     args = p.parse_args(argv)
-    sizes = BenchSizes(args.train, args.dev, args.test1, args.test2, args.test3)
-    root = synthesize_bench_corpus(args.out, sizes, args.seed)
-    print(json.dumps(corpus_ceiling(root), indent=2))
+    sizes = _layout_sizes(args)
+    root = synthesize_bench_corpus(args.out, sizes, args.seed, args.jobs)
+    print(json.dumps(_summary(root, sizes), indent=2))
     return 0
 
 

@@ -15,6 +15,8 @@ from __future__ import annotations
 import os
 import select
 import sys
+import warnings
+from functools import partial
 from typing import Callable
 
 BROKEN_PIPE_STATUS = 141  # 128 + SIGPIPE
@@ -25,12 +27,15 @@ class SercacheError(Exception):
 
 
 def run_command(prog: str, body: Callable[[], int | None]) -> int:
-    """Run a command's body: input errors print `prog: error: message` and give exit status 2; a closed stdout
+    """Run a command's body: input errors print `prog: error: message` and give exit status 2, warnings print as
+    `prog: warning: message`; a closed stdout
     pipe ends it quietly with status 141 (BROKEN_PIPE_STATUS), without a traceback.
 
     The broken pipe is handled as Python's documentation of SIGPIPE recommends: stdout is flushed here, where the
     error can still be caught, and on a broken pipe pointed at os.devnull so that the flush at interpreter exit
     does not report it again."""
+    previous = warnings.formatwarning
+    warnings.formatwarning = partial(_one_line_warning, prog)
     try:
         status = body() or 0
         sys.stdout.flush()  # a reader that went away shows here, not at exit
@@ -43,6 +48,14 @@ def run_command(prog: str, body: Callable[[], int | None]) -> int:
             raise  # another pipe (a worker process, a socket): a bug, with its traceback
         _stdout_to_devnull()
         return BROKEN_PIPE_STATUS
+    finally:
+        warnings.formatwarning = previous
+
+
+def _one_line_warning(prog: str, message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                      line: str | None = None) -> str:
+    """A warning as a command prints it: `prog: warning: message`, without the source line that raised it."""
+    return f"{prog}: warning: {message}\n"
 
 
 def _stdout_reader_gone() -> bool:
