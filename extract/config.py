@@ -11,6 +11,7 @@ from sercache.cache.writer import StorageConfig
 from sercache.dataclass_cli import threads_field
 
 from .encoders import PRECISIONS
+from .manifest import DATA_ROOT_HELP
 from .whisper import WHISPER_MODES
 
 ON_ERROR = ("stop", "skip")  # what a run does with unusable audio (extract-features and transcribe)
@@ -21,6 +22,7 @@ class ExtractConfig:
     input: str = field(default="", metadata={
         "help": "manifest (.csv/.tsv/.jsonl with id,path[,start,end]) or audio directory "
                 "(an MSP-Podcast root with Audios/ works as is); not used with --text"})
+    data_root: str = field(default="", metadata={"help": DATA_ROOT_HELP})
     store: str = field(default="", metadata={"help": "store directory (created if missing)"})
     model: str = field(default="whisper-large-v3", metadata={
         "help": "short name (wavlm-large, hubert-xlarge, whisper-large-v3, ...), hub id, or local checkpoint "

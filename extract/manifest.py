@@ -1,6 +1,7 @@
 """What to extract: utterance ids, audio paths and optional segment bounds.
 
-Accepted inputs: a CSV or JSONL manifest, or a directory of audio files. For MSP-Podcast,
+Accepted inputs: a CSV or JSONL manifest (an EmoBox `<corpus>.jsonl` as it is: ids = `key`, audio = `wav`
+under --data-root, segments = `start_time`/`end_time`), or a directory of audio files. For MSP-Podcast,
 pointing at the corpus root (which holds `Audios/`) or at `Audios/` itself gives ids equal to
 the `FileName` column of its label files (`MSP-PODCAST_0001_0008.wav`), so labels join directly.
 """
@@ -12,12 +13,19 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from sercache.cache.columns import pick_column
+from sercache.cache.columns import ID_COLUMNS, pick_column
 from sercache.errors import SercacheError
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".opus", ".aiff", ".aif")
-ID_KEYS = ("id", "utt_id", "utterance_id", "FileName", "filename", "file_name")
 PATH_KEYS = ("path", "audio", "audio_path", "wav", "file")
+# the shared id columns, less those that name the audio path here (a manifest's row without an id is named
+# after its file)
+ID_KEYS = tuple(c for c in ID_COLUMNS if c.lower() not in PATH_KEYS) + ("file_name", "key")  # key: EmoBox
+START_KEYS, END_KEYS = ("start", "start_time"), ("end", "end_time")  # start_time / end_time: EmoBox (pavoque)
+
+
+DATA_ROOT_HELP = ("folder the manifest's relative audio paths are under (default: the manifest's folder); for an "
+                  "EmoBox <corpus>.jsonl, the folder holding its downloads/")
 
 
 class ManifestError(SercacheError):
@@ -38,16 +46,18 @@ class Utterance:
         return f"{self.path}[{self.start or 0:g}:{'' if self.end is None else f'{self.end:g}'}]"
 
 
-def load_manifest(source: str | Path) -> list[Utterance]:
+def load_manifest(source: str | Path, data_root: str | Path = "") -> list[Utterance]:
+    """The utterances of a manifest or audio directory; a manifest's relative audio paths are under
+    `data_root` when given (EmoBox's paths are relative to its root, not to the manifest), else its folder."""
     source = Path(source)
     if source.is_dir():
         utterances = _from_directory(source)
     elif not source.exists():
         raise ManifestError(f"{source}: no such manifest file or audio directory")
     elif source.suffix.lower() in (".jsonl", ".json"):
-        utterances = _from_rows(_jsonl_rows(source), source)
+        utterances = _from_rows(_jsonl_rows(source), source, data_root)
     elif source.suffix.lower() in (".csv", ".tsv"):
-        utterances = _from_rows(_csv_rows(source), source)
+        utterances = _from_rows(_csv_rows(source), source, data_root)
     else:
         raise ManifestError(f"{source}: unknown manifest type (use .csv, .tsv, .jsonl or a directory)")
     if not utterances:
@@ -86,6 +96,8 @@ def _csv_rows(path: Path) -> list[dict[str, str]]:
 
 
 def _jsonl_rows(path: Path) -> list[dict]:
+    if path.suffix.lower() == ".json" and (rows := _json_document(path)) is not None:
+        return rows
     rows = []
     with open(path) as handle:
         for number, line in enumerate(handle, 1):
@@ -97,6 +109,18 @@ def _jsonl_rows(path: Path) -> list[dict]:
     return rows
 
 
+def _json_document(path: Path) -> list[dict] | None:
+    """A .json manifest written as one document: a list of rows, or EmoBox's {key: row} (the key is the id);
+    None for a .json file of one row per line."""
+    try:
+        document = json.loads(path.read_text())
+    except json.JSONDecodeError:
+        return None
+    if isinstance(document, dict) and document and all(isinstance(v, dict) for v in document.values()):
+        return [{"key": key, **row} for key, row in document.items()]
+    return document if isinstance(document, list) else None
+
+
 def _pick(row: dict, keys: tuple[str, ...]):
     for key in keys:
         if row.get(key) not in (None, ""):
@@ -104,7 +128,7 @@ def _pick(row: dict, keys: tuple[str, ...]):
     return None
 
 
-def _from_rows(rows: list[dict], manifest: Path) -> list[Utterance]:
+def _from_rows(rows: list[dict], manifest: Path, data_root: str | Path = "") -> list[Utterance]:
     utterances = []
     for number, row in enumerate(rows, 2 if manifest.suffix.lower() != ".jsonl" else 1):
         path = _pick(row, PATH_KEYS)
@@ -112,9 +136,9 @@ def _from_rows(rows: list[dict], manifest: Path) -> list[Utterance]:
             raise ManifestError(f"{manifest}: row {number} has no audio path (columns tried: {', '.join(PATH_KEYS)})")
         path = Path(str(path))
         if not path.is_absolute():
-            path = manifest.parent / path
+            path = Path(data_root or manifest.parent) / path
         uid = _pick(row, ID_KEYS) or path.name
-        start, end = (_seconds(row.get(k), manifest, number, k) for k in ("start", "end"))
+        start, end = (_seconds(_pick(row, keys), manifest, number, keys[0]) for keys in (START_KEYS, END_KEYS))
         if start is not None and end is not None and end <= start:
             raise ManifestError(f"{manifest}: row {number} ({uid}): end {end} is not after start {start}")
         utterances.append(Utterance(str(uid), str(path), start, end))

@@ -71,7 +71,7 @@ def _run_audio(cfg: ExtractConfig) -> ExtractionSummary:
     started = time.perf_counter()
     layers = parse_layers(cfg.layers or "-1")
     name = feature_set_name(cfg)
-    utterances = {u.id: u for u in load_manifest(cfg.input)}
+    utterances = {u.id: u for u in load_manifest(cfg.input, cfg.data_root)}
     if ctx.is_main:
         Store.create(cfg.store, cfg.backend)
     ctx.barrier()

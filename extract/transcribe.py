@@ -41,7 +41,7 @@ from .audio import SAMPLE_RATE, AudioError, NoSoundError, load
 from .bundled import resolve_bundled
 from .config import ON_ERROR
 from .encoders import model_digest
-from .manifest import Utterance, load_manifest
+from .manifest import DATA_ROOT_HELP, Utterance, load_manifest
 from .plan import bad_input_message, failure_record, precheck
 from .whisper import SAMPLES_PER_FRAME, WHISPER_MODES
 
@@ -59,6 +59,7 @@ class TranscriptionError(SercacheError):
 class TranscribeConfig:
     input: str = field(metadata={"help": "manifest or audio directory (as for extract-features)"})
     store: str = field(metadata={"help": "store directory"})
+    data_root: str = field(default="", metadata={"help": DATA_ROOT_HELP})
     model: str = field(default="whisper-large-v2", metadata={
         "help": "faster-whisper: CTranslate2 directory or size name; openai-whisper: name or .pt checkpoint; "
                 "whisper-base-ct2 = the bundled real whisper-base"})
@@ -226,7 +227,7 @@ def run_transcription(cfg: TranscribeConfig) -> TranscriptionSummary:
     apply_threads(cfg.threads)
     started = time.perf_counter()
     name = default_text_name(cfg)
-    utterances = load_manifest(cfg.input)
+    utterances = load_manifest(cfg.input, cfg.data_root)
     writer = TextSetWriter(Store.create(cfg.store), name)
     done = writer.done()
     todo = [u for u in utterances if u.id not in done]

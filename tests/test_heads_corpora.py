@@ -14,10 +14,10 @@ from sercache.heads.inputs.labels import ClassSet, LabelTable
 
 
 def test_every_corpus_module_is_registered_by_name_with_the_default_first():
-    assert CORPORA[0] == "msp" and sorted(CORPORA) == ["csv", "iemocap", "msp"]
+    assert CORPORA[0] == "msp" and sorted(CORPORA) == ["csv", "emobox", "iemocap", "msp"]
     field = HeadConfig.__dataclass_fields__["corpus"]
     assert field.default == "auto" and field.metadata["choices"] == ("auto", *CORPORA)
-    with pytest.raises(HeadError, match="unknown corpus 'nope'; choose one of csv, iemocap, msp"):
+    with pytest.raises(HeadError, match="unknown corpus 'nope'; choose one of csv, emobox, iemocap, msp"):
         get_corpus("nope")
 
 
@@ -27,7 +27,7 @@ def test_corpora_declare_their_scoring_conventions():
     assert iemocap.folds == ("1", "2", "3", "4", "5") and iemocap.codes["exc"] == "H"
     assert [iemocap.runs_all_folds(f) for f in ("", "all", "3")] == [True, True, False]
     assert not generic.runs_all_folds("") and not generic.detailed and generic.non_class == ()
-    with pytest.raises(HeadError, match="--fold '6': use 1..5 or all"):
+    with pytest.raises(HeadError, match="--fold '6': use 1..5, all or whole"):
         iemocap.check_fold("6")
     with pytest.raises(HeadError, match="--fold"):
         HeadConfig(features=["a"], corpus="iemocap", fold="0").validate()
@@ -82,7 +82,30 @@ def test_auto_recognises_each_format_and_names_what_it_reads(tmp_path):
     assert detect_corpus(str(tmp_path / "IEMOCAP")).name == "iemocap"
     (tmp_path / "mine.tsv").write_text("path\tpartition\temotion\na.wav\ttraining\tangry\n")
     assert detect_corpus(str(tmp_path / "mine.tsv")).name == "csv"
-    with pytest.raises(HeadError, match=r"not a label format sercache recognises \(iemocap: .*; msp: .*; csv: "):
+    with pytest.raises(HeadError,
+                       match=r"not a label format sercache recognises \(emobox: .*; iemocap: .*; msp: .*; csv: "):
         detect_corpus(str(tmp_path / "IEMOCAP" / "Session1"))
     with pytest.raises(HeadError, match="--labels is required"):
         detect_corpus("")
+
+
+def test_fold_whole_trains_on_everything_but_a_dev_part(tmp_path):
+    """--fold whole: a fold protocol keeps its first fold's dev part (IEMOCAP: session 2) and trains on the other
+    four sessions, the test session included; a split protocol trains on every split but dev."""
+    from sercache.testing import write_iemocap_corpus
+
+    root, _ = write_iemocap_corpus(tmp_path, 8, lambda rng: 5, 1.0, 0)
+    iemocap = get_corpus("iemocap")
+    table = read_labels("iemocap", str(root))
+    whole = iemocap.of_fold(table, "whole")
+    session = np.array([s[-1] for s in table.split.tolist()])
+    assert set(whole.split.tolist()) == {"train", "dev"}
+    assert (whole.split == "dev").tolist() == (session == "2").tolist()
+    generic = get_corpus("csv")
+    csv_table = LabelTable(ClassSet(("a", "b"), ("a", "b")), ["1", "2", "3", "4"],
+                           np.array(["train", "dev", "test", "test2"], dtype=object), np.array([0, 1, 0, 1]),
+                           np.array(["a", "b", "a", "b"], dtype=object), np.full((4, 3), np.nan, np.float32),
+                           np.full(4, -1), np.array([""] * 4, dtype=object))
+    assert generic.of_fold(csv_table, "whole").split.tolist() == ["train", "dev", "train", "train"]
+    with pytest.raises(HeadError, match="--fold whole: --corpus csv gives no dev split"):
+        generic.of_fold(csv_table.take(np.array([0, 2])), "whole")

@@ -80,10 +80,12 @@ class HeadConfig:
                              "layers and mixed by a learned weighted sum", group="data")
     text_features: list = opt([], "text (token-level) feature set(s)", group="data")
     corpus: str = opt(AUTO, "label format: auto (recognised from --labels: MSP-Podcast's consensus columns, an "
-                            "IEMOCAP release root, else a generic .csv/.tsv), or one of the formats",
+                            "IEMOCAP release root, an EmoBox corpus folder, else a generic .csv/.tsv), or one of "
+                            "the formats",
                       (AUTO, *CORPORA), group="data")
-    labels: str = opt("", "msp: labels_consensus.csv (or its Labels/ dir); iemocap: release root; "
-                          "csv: a .csv/.tsv with an id, a split and a label column", group="data")
+    labels: str = opt("", "msp: labels_consensus.csv (or its Labels/ dir); iemocap: release root; emobox: a "
+                          "corpus folder data/<name> (<name>.jsonl, fold_<k>/, label_map.json); csv: a .csv/.tsv "
+                          "with an id, a split and a label column", group="data")
     id_column: str = opt("", "generic CSV: the column of utterance ids (default: the first of "
                              + "/".join(GENERIC_COLUMNS["id"]) + ")", group="data")
     label_column: str = opt("", "generic CSV: the column of emotion labels (default: the first of "
@@ -96,8 +98,9 @@ class HeadConfig:
     classes: list = opt([], "the classes to train and score, in this order (default: every class of the corpus; a "
                             "CSV's sorted labels); the corpus' other labels are left out like MSP-Podcast's O/X, "
                             "e.g. A S H N for MSP-Podcast's 4-class task", group="data")
-    fold: str = opt("", "iemocap: test session 1..5, or 'all' for the 5-fold leave-one-session-out "
-                        "protocol", group="data")
+    fold: str = opt("", "fold protocols (iemocap: test session 1..5; emobox: the corpus's folds): a fold, 'all' "
+                        "for one run per fold, or 'whole' (any corpus): train on every labelled utterance but a "
+                        "dev part, a model for use on other data", group="data")
     iemocap_dev: str = opt("next-session", "iemocap: speaker-disjoint dev set taken from the training "
                                            "sessions", ("next-session", "next-speaker"), group="data")
     train_split: str = opt("train", "split used for training", group="data")

@@ -17,6 +17,7 @@ import torch
 
 from ..errors import HeadError
 from ..inputs.corpora import resolve_corpus
+from ..inputs.corpora.base import WHOLE
 from ..inputs.features import FeaturePool, Modality, build_modalities, missing_rows
 from ..inputs.labels import LabelTable
 from .config import HeadConfig, selection_metric
@@ -124,10 +125,20 @@ def _class_name(table: LabelTable, j: int) -> str:
     return letter if letter == name else f"{letter} ({name})"
 
 
+def fold_notes(cfg: HeadConfig) -> list[str]:
+    """How this fold's dev set was made where the corpus leaves a choice (EmoBox carves it), for config.json."""
+    corpus = resolve_corpus(cfg.corpus, cfg.labels)
+    if corpus.fold_note is None or not cfg.fold or cfg.fold == "all":
+        return []
+    fold = corpus.folds[0] if cfg.fold == WHOLE and corpus.folds else cfg.fold
+    note = corpus.fold_note(cfg.label_source(), fold)
+    return [f"fold {fold} dev: " + ", ".join(f"{k} {v}" for k, v in note.items())]
+
+
 def prepare(cfg: HeadConfig, table: LabelTable, pool: FeaturePool, device: torch.device) -> Prepared:
     """All input checks, then targets and feature modalities. Raises HeadError before any training."""
     task = cfg.resolved_task()
-    notes: list[str] = []
+    notes = fold_notes(cfg)
     train, dev, predict = select_rows(cfg, table)
     if task in ("class", "both"):
         _check_class_counts(cfg, table, train, dev)

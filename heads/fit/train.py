@@ -18,7 +18,7 @@ from sercache.cache.columns import canonical_split
 from sercache.dataclass_cli import apply_threads
 
 from ..errors import DivergedError, HeadError
-from ..inputs.corpora import AUTO, detect_corpus, get_corpus
+from ..inputs.corpora import AUTO, detect_corpus, resolve_corpus
 from ..inputs.features import FeaturePool, default_device
 from ..inputs.labels import LabelTable
 from .baseline import resolve_head
@@ -163,7 +163,7 @@ def resolve_inputs(cfg: HeadConfig, verbose: bool) -> HeadConfig:
 
 def _labels(cfg: HeadConfig) -> LabelTable:
     """The label table of a resolved config, as its corpus publishes it (before any fold's splits)."""
-    return get_corpus(cfg.corpus).table(cfg.label_source())
+    return resolve_corpus(cfg.corpus, cfg.labels).table(cfg.label_source())
 
 
 def _inputs(cfg: HeadConfig, table: LabelTable | None, pool: FeaturePool | None
@@ -172,7 +172,7 @@ def _inputs(cfg: HeadConfig, table: LabelTable | None, pool: FeaturePool | None
     apply_threads(cfg.threads)
     if table is None:
         table = _labels(cfg)
-    table = get_corpus(cfg.corpus).of_fold(table, cfg.fold, cfg.iemocap_dev)
+    table = resolve_corpus(cfg.corpus, cfg.labels).of_fold(table, cfg.fold, cfg.iemocap_dev)
     device = default_device(cfg.device)
     if pool is None:
         pool = FeaturePool.for_config(cfg, device)

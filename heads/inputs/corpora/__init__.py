@@ -22,7 +22,7 @@ CORPORA = tuple(sorted(REGISTRY, key=lambda name: (name != "msp", name)))  # the
 
 def resolve_corpus(name: str, labels: str) -> Corpus:
     """The corpus `name` stands for: itself, or for --corpus auto the one that recognises --labels."""
-    return detect_corpus(labels) if name == AUTO else get_corpus(name)
+    return (detect_corpus(labels) if name == AUTO else get_corpus(name)).for_labels(labels)
 
 
 def read_labels(corpus: str, labels: str, detailed: str = "", classes: Sequence[str] = (),
@@ -32,5 +32,5 @@ def read_labels(corpus: str, labels: str, detailed: str = "", classes: Sequence[
     return resolve_corpus(corpus, labels).table(source)
 
 
-__all__ = ["AUTO", "CORPORA", "PREDICTION_COLUMNS", "Corpus", "LabelSource", "detect_corpus", "get_corpus", "named_columns", "read_labels",
-           "resolve_corpus"]
+__all__ = ["AUTO", "CORPORA", "PREDICTION_COLUMNS", "Corpus", "LabelSource", "detect_corpus", "get_corpus",
+           "named_columns", "read_labels", "resolve_corpus"]

@@ -42,7 +42,8 @@ def find_columns(path: Path, header: list[str], named: dict[str, str]) -> dict[s
     return found
 
 
-def class_order(path: Path, raw_labels: list[str], classes: tuple[str, ...]) -> tuple[str, ...]:
+def class_order(path: Path, raw_labels: list[str], classes: tuple[str, ...], has_attributes: bool = False
+                ) -> tuple[str, ...]:
     """--classes in the order given (labels of the file outside it are left out, like MSP-Podcast's O/X, and
     counted in a warning; a listed label the file does not hold is an error: a typo must not drop rows), else
     the sorted labels of the file."""
@@ -56,8 +57,9 @@ def class_order(path: Path, raw_labels: list[str], classes: tuple[str, ...]) -> 
     left_out = {lab: n for lab, n in present.items() if lab not in classes}
     if left_out:
         counts = ", ".join(f"{lab} {n}" for lab, n in sorted(left_out.items()))
-        warnings.warn(f"{path}: labels outside --classes are left out of classification ({counts} rows); they "
-                      "keep their A/V/D values", stacklevel=3)
+        avd = "; they keep their A/V/D values" if has_attributes else ""
+        warnings.warn(f"{path}: labels outside --classes are left out of classification ({counts} rows){avd}",
+                      stacklevel=3)
     return classes
 
 
@@ -78,7 +80,7 @@ def read_generic_csv(path: str | Path, classes: Sequence[str] = (), columns: Seq
         raise HeadError(f"{path}: no label column ({'/'.join(GENERIC_COLUMNS['label'])} or --label-column) and no "
                         "arousal/valence/dominance column")
     raw_labels = [(r.get(label_col) or "").strip() if label_col else "" for r in rows]
-    letters = class_order(path, raw_labels, tuple(classes))
+    letters = class_order(path, raw_labels, tuple(classes), any(attr_cols))
     cs = ClassSet(letters, letters) if letters else ClassSet(("none",), ("none",))
     genders, speakers = _speakers(path, header, rows)
     ids = [r[id_col].strip() for r in rows]
@@ -116,4 +118,5 @@ def is_label_table(path: Path) -> bool:
 
 
 GENERIC_CSV = register(Corpus(name="csv", read=read_csv_corpus, detect=is_label_table, generic=True,
-                              labels_help="any other .csv/.tsv with an id, a split and a label column"))
+                              labels_help="any other .csv/.tsv with an id, a split and a label column",
+                              audio_of=lambda path: (str(path.parent), "")))  # the audio beside the table

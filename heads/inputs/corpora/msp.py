@@ -259,4 +259,5 @@ def is_msp_consensus(path: Path) -> bool:
 
 MSP_PODCAST = register(Corpus(
     name="msp", read=read_msp, detect=is_msp_consensus, labels_help="labels_consensus.csv (or its Labels/ dir)",
-    detailed=True, non_class=tuple(MSP_NON_CLASS), columns=("FileName", "EmoClass")))
+    detailed=True, non_class=tuple(MSP_NON_CLASS), columns=("FileName", "EmoClass"),
+    audio_of=lambda path: (str(find_consensus(path).parent.parent), "")))  # the release root, with Audios/
