@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
+import importlib
 from types import ModuleType
 
 from .command import Stage
 
 
-def _code() -> tuple[ModuleType, ModuleType, ModuleType]:
-    from . import demo, export_cli, predict_cli  # lazy: loads torch and the encoders; `sercache --help` must not
-
-    return predict_cli, demo, export_cli
+def _module(name: str) -> ModuleType:
+    """A command's module, imported when the command runs: each loads torch and the encoders, which
+    `sercache --help` must not, and one command's imports must not hold up another's."""
+    return importlib.import_module(f"{__package__}.{name}")
 
 
 STAGES = (
     Stage("export-head", "a head or ensemble as a self-describing directory (weights, provenance, metrics, "
-          "model card; with --include-encoders the encoders too)", lambda: _code()[2].EXPORT),
+          "model card; with --include-encoders the encoders too)", lambda: _module("export_cli").EXPORT),
     Stage("predict", "run a head or ensemble on audio files (audio in, emotion out) or on cached features",
-          lambda: _code()[0].PREDICT, ("predict-head",)),
-    Stage("demo", "the whole pipeline on a synthesised corpus, offline", lambda: _code()[1].DEMO),
+          lambda: _module("predict_cli").PREDICT, ("predict-head",)),
+    Stage("bench", "every head on every corpus by its protocol, and across corpora: a train x test matrix",
+          lambda: _module("bench").BENCH),
+    Stage("demo", "the whole pipeline on a synthesised corpus, offline", lambda: _module("demo").DEMO),
 )

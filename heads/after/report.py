@@ -58,7 +58,8 @@ def fmt_metric(key: str, v: Any) -> str:
     return num(v) if "ccc" in key else pct(v)  # balanced_ccc_mean too
 
 
-def _plt():
+def pyplot():
+    """matplotlib's pyplot on the file-only backend (figures are written, never shown)."""
     import matplotlib
 
     matplotlib.use("Agg", force=True)
@@ -85,7 +86,7 @@ def per_class(cm: np.ndarray) -> dict[str, np.ndarray]:
 def confusion_figure(cm: Sequence[Sequence[int]], letters: Sequence[str], title: str, path: Path,
                      names: Sequence[str] | None = None) -> Path:
     """Counts (left) and row-normalised % (right); rows: true class, columns: predicted class."""
-    plt = _plt()
+    plt = pyplot()
     cm = np.asarray(cm, np.int64)
     C = len(letters)
     rows = cm.sum(1, keepdims=True)
@@ -123,7 +124,7 @@ def confusion_figure(cm: Sequence[Sequence[int]], letters: Sequence[str], title:
 def curves_figure(epochs: list[dict], metric: str, title: str, path: Path) -> Path | None:
     if not epochs:
         return None
-    plt = _plt()
+    plt = pyplot()
     x = [e["epoch"] for e in epochs]
     best = max(epochs, key=lambda e: e["selection"] if e.get("selection") is not None else -math.inf)
     fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4.2), dpi=120, constrained_layout=True)
@@ -186,7 +187,7 @@ def leaderboard_figure(bars: dict[str, Any], path: Path) -> Path | None:
     """Horizontal bars of leaderboard_bars(): a configuration once, its seeds' spread as error bar and dots."""
     if len(bars["labels"]) < 2:
         return None
-    plt = _plt()
+    plt = pyplot()
     pct_scale = bars["scale"] == 100
     labels = [label if len(label) <= 48 else "…" + label[-47:] for label in bars["labels"]]
     means, errors = np.array(bars["means"]), np.array(bars["errors"])
