@@ -1,8 +1,10 @@
 """ASR error correction: a pretrained encoder-decoder rewrites Whisper hypotheses.
 
 `train-aec` fine-tunes it on (ASR hypothesis -> human transcript) pairs of the training split
-and keeps the checkpoint with the best development WER (the paper: 10 epochs, best on dev);
-`correct-transcripts` writes the corrections as a new text set beside the raw one (both kept);
+and keeps the checkpoint with the best development WER (the paper: 10 epochs, best on dev); the model is a
+seq2seq checkpoint (--model) or warm-started from a BERT-style text encoder (--init; aec_models.py);
+`correct-transcripts` writes the corrections as a new text set beside the raw one (both kept), refusing a
+model worse than the raw text on dev and keeping the ASR text of low-confidence utterances (aec_fallback.py);
 `evaluate-aec` scores original and corrected text against human transcripts (paper table 5).
 """
 
@@ -26,6 +28,23 @@ from sercache.cache.texts import TextSet, TextSetWriter
 from sercache.dataclass_cli import apply_threads, threads_field
 from sercache.errors import SercacheError
 
+from .aec_fallback import (
+    correct_texts,
+    fallback_meta,
+    generate_scored,
+    recorded_threshold,
+    tune_threshold,
+    write_record,
+)
+from .aec_models import (
+    CROSS_ATTENTION_INITS,
+    DEFAULT_INIT,
+    load_seq2seq,
+    save_model,
+    seq2seq_loss,
+    target_ids,
+    warm_start,
+)
 from .encoder_base import weights_digest
 from .manifest import read_id_column
 from .text_metrics import TextScores, normalize, score
@@ -58,29 +77,10 @@ def pairs_for(source: TextSet, reference: TextSet, splits: dict[str, str], wante
                   if canonical_split(s) == wanted and u in source and u in reference)
 
 
-def load_seq2seq(path: str, device: str):
-    from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    model = AutoModelForSeq2SeqLM.from_pretrained(path).to(device)
-    return tokenizer, model
-
-
-@torch.inference_mode()
 def generate(model, tokenizer, texts: list[str], batch_size: int = 32, beam_size: int = 4, max_length: int = 128,
              progress: bool = False) -> list[str]:
-    """Batched beam-search rewriting, longest first (less padding), returned in input order."""
-    model.eval()
-    order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
-    out: list[str] = [""] * len(texts)
-    for start in tqdm(range(0, len(order), batch_size), desc="correcting", unit="batch", disable=not progress):
-        index = order[start:start + batch_size]
-        enc = tokenizer([texts[i] for i in index], return_tensors="pt", padding=True, truncation=True,
-                        max_length=max_length).to(model.device)
-        ids = model.generate(**enc, num_beams=beam_size, max_length=max_length, do_sample=False)
-        for i, text in zip(index, tokenizer.batch_decode(ids, skip_special_tokens=True)):
-            out[i] = text.strip()
-    return out
+    """Batched beam-search rewriting, in input order (the corrections alone, without the fallback)."""
+    return generate_scored(model, tokenizer, texts, batch_size, beam_size, max_length, progress)[0]
 
 
 @dataclass
@@ -89,8 +89,19 @@ class AECTrainConfig:
     source: str = field(metadata={"help": "ASR text set, e.g. asr/whisper-large-v2"})
     reference: str = field(metadata={"help": "human text set (see import-transcripts)"})
     splits: str = field(metadata={"help": "labels_consensus.csv (Split_Set) or a CSV with id,split"})
-    model: str = field(metadata={"help": "pretrained seq2seq checkpoint (hub id or directory)"})
     out: str = field(metadata={"help": "output directory: best/ checkpoint, metrics.json, epochs.csv"})
+    model: str = field(default="", metadata={"help": "pretrained seq2seq checkpoint to fine-tune (hub id or "
+                                                     "directory: BART, T5, ...); or give --init"})
+    init: str = field(default="", metadata={"help": "warm start: encoder and decoder both initialised from this "
+                                                    "BERT-style checkpoint (directory, hub id or bundled name); "
+                                                    f"default, when --model is not given either: {DEFAULT_INIT}"})
+    share_weights: bool = field(default=False, metadata={"help": "with --init: the decoder shares the encoder's "
+                                                                 "weights (cross-attention apart)"})
+    cross_attention: str = field(default="self", metadata={
+        "help": "with --init: the decoder's new cross-attention starts as a copy of its self-attention (self; "
+                "learns to copy from few pairs) or random (Rothe et al.)", "choices": CROSS_ATTENTION_INITS})
+    train_embeddings: bool = field(default=False, metadata={"help": "with --init: also train the token embeddings "
+                                                                    "(and the LM head tied to them)"})
     epochs: int = field(default=10, metadata={"help": "training epochs (Chen et al., Sheffield: 10)"})
     batch_size: int = field(default=16, metadata={"help": "pairs per step"})
     lr: float = field(default=5e-5, metadata={"help": "AdamW learning rate"})
@@ -106,9 +117,27 @@ def _device(name: str) -> str:
     return ("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name
 
 
-def train_aec(cfg: AECTrainConfig) -> dict[str, Any]:
-    apply_threads(cfg.threads)
-    torch.manual_seed(cfg.seed)
+def initial_model(cfg: AECTrainConfig, device: str) -> tuple[Any, Any, str]:
+    """Tokenizer, model and a description of where it started: --model as it is, else a warm start from
+    --init (by default the bundled all-MiniLM-L6-v2, so the recipe runs offline)."""
+    if cfg.model and cfg.init:
+        raise AECError(f"give --model (a seq2seq checkpoint) or --init (a text encoder to warm-start from), not "
+                       f"both (got --model {cfg.model!r} and --init {cfg.init!r})")
+    if cfg.model and (cfg.share_weights or cfg.train_embeddings or cfg.cross_attention != "self"):
+        raise AECError("--share-weights, --train-embeddings and --cross-attention apply to a warm start (--init), "
+                       "not to a seq2seq --model")
+    if cfg.model:
+        tokenizer, model = load_seq2seq(cfg.model, device)
+        return tokenizer, model, cfg.model
+    init = cfg.init or DEFAULT_INIT
+    tokenizer, model = warm_start(init, cfg.share_weights, cfg.cross_attention, cfg.train_embeddings)
+    how = ["cross-attention copied from self-attention" if cfg.cross_attention == "self" else "random cross-attention"]
+    how += ["shared weights"] * cfg.share_weights + ["trained embeddings"] * cfg.train_embeddings
+    return tokenizer, model.to(device), f"warm start from {init} ({', '.join(how)})"
+
+
+def training_pairs(cfg: AECTrainConfig) -> tuple[list[tuple[str, str, str]], list[tuple[str, str, str]]]:
+    """Train and development (id, hypothesis, reference) pairs; an AECError when either is empty."""
     store = open_store(cfg.store)
     source, reference = TextSet(store, cfg.source), TextSet(store, cfg.reference)
     splits = read_splits(cfg.splits)
@@ -118,34 +147,60 @@ def train_aec(cfg: AECTrainConfig) -> dict[str, Any]:
         raise AECError(f"need train and development pairs with both {cfg.source!r} and {cfg.reference!r} "
                          f"texts; found {len(train)} train, {len(dev)} dev")
     check_references([r for _, _, r in dev], cfg.reference, "development")
+    return train, dev
+
+
+def train_aec(cfg: AECTrainConfig) -> dict[str, Any]:
+    """Fine-tune, keep the checkpoint with the best dev WER in OUT/best, then tune the fallback threshold on
+    that checkpoint's dev corrections and record it with the dev WERs beside the weights."""
+    apply_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    train, dev = training_pairs(cfg)
     device = _device(cfg.device)
-    tokenizer, model = load_seq2seq(cfg.model, device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr)
+    tokenizer, model, started = initial_model(cfg, device)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.lr)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    original = score([h for _, h, _ in dev], [r for _, _, r in dev])
-    history, best = [], None
-    rng = random.Random(cfg.seed)
+    hyps, refs = [h for _, h, _ in dev], [r for _, _, r in dev]
+    history, best, rng = [], None, random.Random(cfg.seed)
     for epoch in range(1, cfg.epochs + 1):
         train_loss = _train_epoch(model, tokenizer, optimizer, train, cfg, rng, device)
-        corrected = generate(model, tokenizer, [h for _, h, _ in dev], cfg.batch_size, cfg.beam_size, cfg.max_length)
-        dev_scores = score(corrected, [r for _, _, r in dev])
+        corrected, scores = generate_scored(model, tokenizer, hyps, cfg.batch_size, cfg.beam_size, cfg.max_length)
+        dev_scores = score(corrected, refs)
         history.append({"epoch": epoch, "train_loss": train_loss, **dev_scores.row()})
         print(f"epoch {epoch}: train loss {train_loss:.4f}, dev WER {dev_scores.wer:.2f}", file=sys.stderr)
         if best is None or dev_scores.wer < best[1].wer:
-            best = (epoch, dev_scores)
+            best = (epoch, dev_scores, corrected, scores)
             with disk_full_is_input_error(out, RETRAIN_HINT):
-                model.save_pretrained(out / "best")
-                tokenizer.save_pretrained(out / "best")
-    result = {"best_epoch": best[0], "dev_original": original.row(), "dev_corrected": best[1].row(),
-              "train_pairs": len(train), "dev_pairs": len(dev), "config": asdict(cfg), "epochs": history}
+                save_model(model, tokenizer, out / "best")
+    return _finish(cfg, out, started, dev, best, history, len(train))
+
+
+def _finish(cfg: AECTrainConfig, out: Path, started: str, dev: list[tuple[str, str, str]], best: tuple,
+            history: list[dict[str, Any]], train_pairs: int) -> dict[str, Any]:
+    """Tune the fallback on the best checkpoint, write metrics.json, epochs.csv and best/sercache-aec.json."""
+    epoch, best_scores, corrected, scores = best
+    hyps, refs = [h for _, h, _ in dev], [r for _, _, r in dev]
+    original = score(hyps, refs)
+    fallback = tune_threshold(hyps, corrected, scores, refs)
+    record = {"dev_wer_original": original.row()["WER"], "dev_wer_corrected": best_scores.row()["WER"],
+              "dev_wer_with_fallback": fallback["dev_wer"], "fallback": fallback, "best_epoch": epoch,
+              "init": started}
+    result = {"best_epoch": epoch, "dev_original": original.row(), "dev_corrected": best_scores.row(),
+              "dev_with_fallback": fallback["dev_wer"], "fallback": fallback, "init": started,
+              "train_pairs": train_pairs, "dev_pairs": len(dev), "config": asdict(cfg), "epochs": history}
     with disk_full_is_input_error(out, RETRAIN_HINT):
+        write_record(out / "best", record)
         (out / "metrics.json").write_text(json.dumps(result, indent=2))
         _write_csv(out / "epochs.csv", history)
-    print(format_scores({"Original": original, "Corrected": best[1]}))
-    if best[1].wer >= original.wer:
-        print(f"warning: the best checkpoint's dev WER ({best[1].wer:.2f}) does not beat the uncorrected "
-              f"transcripts ({original.wer:.2f}); correcting with it would make the text worse", file=sys.stderr)
+    print(format_scores({"Original": original, "Corrected": best_scores}))
+    print(f"fallback: utterances whose correction scores below {fallback['threshold']:.4f} keep the ASR text "
+          f"({fallback['dev_fallbacks']} of {fallback['dev_pairs']} on dev; dev WER {fallback['dev_wer']:.2f})")
+    if best_scores.wer >= original.wer:
+        print(f"warning: the best checkpoint's dev WER ({best_scores.wer:.2f}) does not beat the uncorrected "
+              f"transcripts ({original.wer:.2f}); correcting with it would make the text worse"
+              + ("; correct-transcripts refuses it unless --force" if best_scores.wer > original.wer else ""),
+              file=sys.stderr)
     return result
 
 
@@ -158,9 +213,10 @@ def _train_epoch(model, tokenizer, optimizer, pairs, cfg: AECTrainConfig, rng: r
                       leave=False):
         batch = [pairs[i] for i in order[start:start + cfg.batch_size]]
         enc = tokenizer([h for _, h, _ in batch], text_target=[r for _, _, r in batch], return_tensors="pt",
-                        padding=True, truncation=True, max_length=cfg.max_length).to(device)
-        enc["labels"] = enc["labels"].masked_fill(enc["labels"] == tokenizer.pad_token_id, -100)
-        loss = model(**enc).loss
+                        padding=True, truncation=True, max_length=cfg.max_length,
+                        return_token_type_ids=False).to(device)
+        enc["labels"] = target_ids(enc["labels"], model, tokenizer.pad_token_id)
+        loss = seq2seq_loss(model, enc)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -183,30 +239,45 @@ def format_scores(rows: dict[str, TextScores]) -> str:
 
 
 def correct_text_set(store: Store, source_name: str, model_path: str, name: str = "", batch_size: int = 32,
-                     beam_size: int = 4, max_length: int = 128, device: str = "auto", progress: bool = True) -> str:
-    """Write the model's corrections of every transcript in `source_name` as a new text set."""
+                     beam_size: int = 4, max_length: int = 128, device: str = "auto", progress: bool = True,
+                     fallback: bool | float = True) -> str:
+    """Write the model's corrections of every transcript in `source_name` as a new text set.
+
+    `fallback`: True applies the threshold train-aec recorded with the model (none recorded: no fallback),
+    False none, a number that threshold (predict replays the one a text set recorded)."""
     source = TextSet(store, source_name)
     leaf = Path(model_path.rstrip("/")).name
     name = name or f"corrected/{source_name.split('/')[-1]}+{leaf}"
+    threshold = _threshold(model_path, fallback)
     writer = TextSetWriter(store, name)
-    # The weights hash is part of the identity: a retrained model at the same path must not
-    # silently reuse the corrections of the previous one.
+    # The weights hash and the fallback are part of the identity: a retrained model at the same path, or
+    # another threshold, must not silently reuse the corrections made before.
     local = Path(model_path)
     writer.ensure_metadata({"kind": "corrected", "model": model_path, "source": source_name,
                             "model_path": str(local.resolve()) if local.exists() else model_path,
                             "asr_model": source.meta.get("model"), "aec_weights_sha256": weights_digest(model_path),
                             "decoding": {"beam_size": beam_size, "max_length": max_length,
-                                         "batch_size": batch_size}},
-                           identity=("kind", "model", "source", "aec_weights_sha256"))
+                                         "batch_size": batch_size},
+                            "fallback": fallback_meta(threshold)},
+                           identity=("kind", "model", "source", "aec_weights_sha256", "fallback"))
     todo = sorted(u for u in source.records if u not in writer.done())
     if todo:
         tokenizer, model = load_seq2seq(model_path, _device(device))
-        corrected = generate(model, tokenizer, [source.text(u) for u in todo], batch_size, beam_size, max_length,
-                             progress)
+        texts = [source.text(u) for u in todo]
+        out = correct_texts(model, tokenizer, texts, threshold, batch_size, beam_size, max_length, progress)
         with disk_full_is_input_error(store.root):
-            writer.commit([{"id": u, "text": t, "source_text": source.text(u)} for u, t in zip(todo, corrected)])
-    print(f"{name}: {len(todo)} transcripts corrected from {source_name}", file=sys.stderr)
+            writer.commit([{"id": u, "text": c.text, "source_text": t, "aec_text": c.aec_text,
+                            "aec_logprob": round(c.logprob, 6), "fallback": c.fell_back}
+                           for u, t, c in zip(todo, texts, out)])
+    kept = f", {sum(c.fell_back for c in out)} kept the ASR text (fallback)" if todo and threshold is not None else ""
+    print(f"{name}: {len(todo)} transcripts corrected from {source_name}{kept}", file=sys.stderr)
     return name
+
+
+def _threshold(model_path: str, fallback: bool | float) -> float | None:
+    if isinstance(fallback, bool):
+        return recorded_threshold(model_path) if fallback else None
+    return float(fallback)
 
 
 def evaluate_text_sets(store: Store, names: list[str], reference: str, splits: dict[str, str] | None,

@@ -17,6 +17,7 @@ from sercache.command import Command
 from sercache.dataclass_cli import add_dataclass_arguments, apply_threads, from_namespace, threads_field
 
 from .aec import AECTrainConfig, correct_text_set, evaluate_text_sets, format_scores, read_splits, train_aec
+from .aec_fallback import RECORD_FILE, check_dev_wer
 from .manifest import read_id_column
 from .transcribe import TranscribeConfig, run_transcription
 
@@ -79,7 +80,10 @@ TRAIN_AEC = Command(
     configure=lambda parser: add_dataclass_arguments(parser, AECTrainConfig),
     run=_train_aec,
     description="Fine-tune a seq2seq ASR error-correction model on (ASR hypothesis -> human transcript) pairs of "
-                "the Train split; keep the checkpoint with the best Development WER.",
+                "the Train split; keep the checkpoint with the best Development WER. The model is --model (a "
+                "seq2seq checkpoint) or a warm start from a BERT-style encoder (--init; default: the bundled "
+                "all-minilm-l6-v2). The dev WERs and the fallback threshold tuned on dev are recorded in "
+                f"OUT/best/{RECORD_FILE}.",
 )
 
 
@@ -96,19 +100,27 @@ class CorrectOptions:
     device: str = field(default="auto", metadata={"help": "cpu, cuda or auto"})
     threads: int = threads_field()
     progress: bool = field(default=True, metadata={"help": "show a progress bar"})
+    fallback: bool = field(default=True, metadata={"help": "keep the ASR text of utterances whose correction "
+                                                           "scores below the threshold train-aec tuned on dev"})
+    force: bool = field(default=False, metadata={"help": "correct even with a model whose recorded dev WER is "
+                                                         "above the uncorrected text's"})
 
 
 def _correct(args: argparse.Namespace) -> None:
     o = from_namespace(CorrectOptions, args)
     apply_threads(o.threads)
+    check_dev_wer(o.model, o.force)
     correct_text_set(open_store(o.store), o.source, o.model, o.name, o.batch_size, o.beam_size, o.max_length,
-                     o.device, o.progress)
+                     o.device, o.progress, fallback=o.fallback)
 
 
 CORRECT = Command(
     configure=lambda parser: add_dataclass_arguments(parser, CorrectOptions),
     run=_correct,
-    description="Rewrite an ASR text set with a seq2seq AEC model into a new text set (the raw one is kept).",
+    description="Rewrite an ASR text set with a seq2seq AEC model into a new text set (the raw one is kept). "
+                "Refuses a model whose dev WER, as train-aec recorded it, is above the uncorrected text's "
+                "(unless --force); utterances whose correction scores below the recorded threshold keep their "
+                "ASR text (--no-fallback: never).",
 )
 
 

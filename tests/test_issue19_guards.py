@@ -10,6 +10,7 @@ import errno
 import os
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -279,6 +280,7 @@ def test_full_disk_during_transcription_keeps_committed_parts(tmp_path, fake_whi
 def test_full_disk_in_the_aec_stages_is_an_input_error(tmp_path, monkeypatch):
     import sercache.cache.texts as texts
     import sercache.extract.aec as aec
+    from sercache.extract.aec_fallback import Correction
 
     store = Store.create(tmp_path / "store")
     asr, human = TextSetWriter(store, "asr/test"), TextSetWriter(store, "human")
@@ -290,11 +292,16 @@ def test_full_disk_in_the_aec_stages_is_an_input_error(tmp_path, monkeypatch):
     (tmp_path / "model").mkdir()
 
     class Model(torch.nn.Linear):
-        def save_pretrained(self, path):
+        config = SimpleNamespace(model_type="bart")
+
+        def save_pretrained(self, path, **kwargs):
             raise ENOSPC
 
     monkeypatch.setattr(aec, "load_seq2seq", lambda path, device: (Model(1, 1), Model(1, 1)))
-    monkeypatch.setattr(aec, "generate", lambda model, tokenizer, hyps, *a, **k: [h.upper() for h in hyps])
+    monkeypatch.setattr(aec, "correct_texts", lambda model, tokenizer, hyps, *a, **k: [
+        Correction(h.upper(), h.upper(), 0.0, False) for h in hyps])
+    monkeypatch.setattr(aec, "generate_scored", lambda model, tokenizer, hyps, *a, **k: (
+        [h.upper() for h in hyps], [0.0] * len(hyps)))
     monkeypatch.setattr(aec, "_train_epoch", lambda *a: 0.5)
     monkeypatch.setattr(texts, "fsync_tree", fail_after(0, texts.fsync_tree))
     with pytest.raises(CacheError) as caught:
