@@ -27,6 +27,10 @@ class ExportOptions:
     model_path: list[str] = field(default_factory=list, metadata={
         "help": "with --include-encoders: where a recorded model is, ROLE=PATH (roles audio, asr, aec, text) or "
                 "RECORDED_NAME=PATH, when its recorded path is not on this machine"})
+    onnx: bool = field(default=False, metadata={
+        "help": "also write each head (each ensemble member) as head.onnx, an ONNX graph of the head alone on the "
+                "cached features, checked against the torch head; `predict --engine onnx` runs it with onnxruntime "
+                "and the model card says how to call it directly (needs the onnx package)"})
 
 
 def _export(args: argparse.Namespace) -> None:
@@ -34,7 +38,7 @@ def _export(args: argparse.Namespace) -> None:
     if o.model_path and not o.include_encoders:
         raise HeadError("--model-path applies with --include-encoders (it says which copy to bundle)")
     include = partial(include_encoders, overrides=parse_model_paths(o.model_path)) if o.include_encoders else None
-    export_head(o.run, o.to, verbose=True, include=include)
+    export_head(o.run, o.to, verbose=True, include=include, onnx=o.onnx)
 
 
 EXPORT = Command(
@@ -43,7 +47,10 @@ EXPORT = Command(
     description="Export a trained head or ensemble as a self-describing directory: safetensors weights, config, "
                 "classes, provenance (encoders, weights hashes, layers, Whisper mode, ASR, AEC, text encoder), "
                 "dev/test metrics and a model card (README.md); `predict` loads it with no run directory or "
-                "store around. --include-encoders bundles the encoders' weights too.",
+                "store around. --include-encoders bundles the encoders' weights too; --onnx adds each head as an "
+                "ONNX graph.",
     epilog="example:\n  sercache export-head runs/focal --to models/focal --include-encoders\n"
-           "  sercache predict models/focal recording.wav",
+           "  sercache predict models/focal recording.wav\n"
+           "  sercache export-head runs/focal --to models/focal-onnx --onnx\n"
+           "  sercache predict models/focal-onnx --store cache/ --out preds/ --engine onnx",
 )

@@ -27,7 +27,7 @@ import sys
 import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -36,7 +36,8 @@ from sercache.cache import PackedFeatures, open_store
 from sercache.cache.encoding import decode, encode
 from sercache.cache.texts import TextSet
 from sercache.extract import ExtractConfig, run_extraction
-from sercache.extract.aec import correct_text_set, generate, load_seq2seq
+from sercache.extract.aec import correct_text_set, load_seq2seq
+from sercache.extract.aec_fallback import correct_texts, text_set_threshold
 from sercache.extract.audio import SAMPLE_RATE, AudioError, load, probe
 from sercache.extract.encoders import load_encoder
 from sercache.extract.layers import parse_layers
@@ -44,16 +45,25 @@ from sercache.extract.manifest import AUDIO_SUFFIXES, ManifestError, Utterance, 
 from sercache.extract.plan import Pending, batches
 from sercache.extract.text_features import TextEncoder
 from sercache.extract.transcribe import config_from_metadata, load_backend, run_transcription
-from sercache.heads.after.predict import HeadPredictor, combine_members, resolve_members, unlabelled_table
+from sercache.heads.after.onnx_export import onnx_path
+from sercache.heads.after.predict import (
+    ClassRestriction,
+    HeadPredictor,
+    combine_members,
+    resolve_members,
+    unlabelled_table,
+)
 from sercache.heads.after.recipes import FeatureRecipe, head_recipes
 from sercache.heads.errors import HeadError
 from sercache.heads.fit.rundir import split_outputs
 from sercache.heads.inputs.features import FeaturePool, default_device
-from sercache.heads.inputs.labels import ATTRIBUTES
+from sercache.heads.inputs.labels import ATTRIBUTES, ClassSet
 
 from .bundle import bundled_models
 from .recorded_models import encoder_need, parse_model_paths, text_model_need
+from .segments import Segmenting, plot_series
 
+WHOLE_FILES = Segmenting()  # no --segment
 PRECISION_OF = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}
 
 
@@ -83,16 +93,14 @@ class Item:
         return Utterance(self.id, self.path, self.start, self.end)
 
 
-def audio_items(audio: Sequence[str] = (), input: str = "", segment: float = 0.0) -> list[Item]:
+def audio_items(audio: Sequence[str] = (), input: str = "", segmenting: Segmenting = WHOLE_FILES) -> list[Item]:
     """Files from the command line (directories and patterns expanded by `expand_audio_args`; id: the file name,
-    or the path as given when names repeat) or a
-    directory/manifest (ids as extraction gives them), cut into `segment`-second pieces if asked; the
-    header is checked here, so missing, unreadable, empty and silent files become error rows."""
+    or the path as given when names repeat) or a directory/manifest (ids as extraction gives them), cut into
+    pieces if asked (fixed windows or speech segments: sercache/segments.py); the header is checked here, so
+    missing, unreadable, empty and silent files become error rows."""
     if bool(audio) == bool(input):
         raise HeadError("give audio files or --input (a directory or a manifest), not both" if audio else
                         "give audio files or --input (a directory or a manifest)")
-    if segment < 0:
-        raise HeadError(f"--segment {segment}: must be >= 0 seconds (0: whole files)")
     if input:
         utts = load_manifest(input)
     else:
@@ -102,23 +110,24 @@ def audio_items(audio: Sequence[str] = (), input: str = "", segment: float = 0.0
         utts = [Utterance(n if unique else a, str(Path(a))) for n, a in zip(names, audio)]
         if len({u.id for u in utts}) != len(utts):
             raise HeadError("the same audio file is given twice")
-    items: list[Item] = []
-    for u in utts:
-        try:
-            info = probe(u)
-        except AudioError as err:
-            items.append(Item(u.id, u.path, u.start, u.end, error=str(err)))
-            continue
-        if not segment:
-            items.append(Item(u.id, u.path, u.start, u.end))
-            continue
-        first = u.start or 0.0
-        seconds = info.samples / SAMPLE_RATE
-        bounds = [first + k * segment for k in range(max(1, int(seconds // segment)))]
-        stops = bounds[1:] + [first + seconds]  # the tail (< one segment) joins the last piece
-        for a, b in zip(bounds, stops):
-            items.append(Item(f"{u.id}@{a - first:.2f}-{b - first:.2f}", u.path, round(a, 6), round(b, 6)))
-    return items
+    return [item for u in utts for item in _pieces(u, segmenting)]
+
+
+def _pieces(u: Utterance, segmenting: Segmenting) -> list[Item]:
+    """One recording as output rows: itself, or its segments (ids `<id>@<start>-<end>`, seconds from its start)."""
+    try:
+        info = probe(u)
+        if not segmenting.active:
+            return [Item(u.id, u.path, u.start, u.end)]
+        cuts = (segmenting.speech_segments(load(u).samples) if segmenting.speech
+                else segmenting.windows(info.samples / SAMPLE_RATE))
+    except AudioError as err:
+        return [Item(u.id, u.path, u.start, u.end, error=str(err))]
+    if not cuts:
+        return [Item(u.id, u.path, u.start, u.end, error=f"{u.path}: no speech segment of at least "
+                                                          f"{segmenting.min_seconds:g} s found")]
+    first = u.start or 0.0
+    return [Item(f"{u.id}@{a:.2f}-{b:.2f}", u.path, round(first + a, 6), round(first + b, 6)) for a, b in cuts]
 
 
 def expand_audio_args(audio: Sequence[str]) -> list[str]:
@@ -197,7 +206,31 @@ class Chain:
     def __init__(self, device: torch.device, overrides: dict[str, str], precision: str = "auto"):
         self.device, self.overrides, self.precision = device, overrides, precision
         self.notes: list[str] = []
-        self.texts: dict[str, dict[str, str]] = {}  # text set name -> id -> text
+        self.texts: dict[str, dict[str, str]] = {}  # text set name -> id -> text, of the items being predicted
+        self.loaded: dict[tuple, Any] = {}  # every model once, whatever the number of batches of items
+
+    def model(self, key: tuple, load: Callable[[], Any]) -> Any:
+        if key not in self.loaded:
+            self.loaded[key] = load()
+        return self.loaded[key]
+
+    def features(self, recipes: dict[str, FeatureRecipe], items: list[Item]) -> dict[str, "MemoryFeatureSet"]:
+        """Every recipe's features of these items, computed in memory (audio sets first: a text set's ASR
+        runs on the audio they decoded); an item that fails gets its error."""
+        by_id = {i.id: i for i in items}
+        waves = _decode(items)
+        self.texts = {}
+        sets: dict[str, MemoryFeatureSet] = {}
+        for name, r in recipes.items():
+            if r.meta.get("kind") == "audio":
+                sets[name] = MemoryFeatureSet.rounded(name, r.meta, self.audio_features(r, waves, by_id))
+        for name, r in recipes.items():
+            if r.meta.get("kind") == "text":
+                texts = self.text_of(r, {u: w for u, w in waves.items() if not by_id[u].error}, by_id)
+                for uid, text in texts.items():
+                    by_id[uid].transcript = text
+                sets[name] = MemoryFeatureSet.rounded(name, r.meta, self.text_features(r, texts))
+        return sets
 
     # ---- audio encoders
     def audio_features(self, recipe: FeatureRecipe, audio: dict[str, np.ndarray], items: dict[str, Item],
@@ -206,7 +239,8 @@ class Chain:
         path = encoder_need(recipe).resolve(self.overrides)
         layers = parse_layers(meta.get("layers") or "-1")
         precision = _precision(meta.get("compute_dtype"), self.precision, self.device, self.notes, recipe.name)
-        encoder = load_encoder(path, self.device, precision, meta.get("whisper_mode") or "padded")
+        mode = meta.get("whisper_mode") or "padded"
+        encoder = self.model(("audio", path, precision, mode), lambda: load_encoder(path, self.device, precision, mode))
         encoder.check_layers(layers)
         out: dict[str, np.ndarray] = {}
         ok = []
@@ -265,7 +299,7 @@ class Chain:
                     ) -> dict[str, str]:
         path = text_model_need(meta).resolve(self.overrides)
         cfg = config_from_metadata(meta, path, self.device.type)
-        backend = load_backend(cfg)
+        backend = self.model(("asr", path, repr(cfg)), lambda: load_backend(cfg))
         ids = [u for u in audio if not items[u].error]
         texts: dict[str, str] = {}
         for start in range(0, len(ids), cfg.batch_size):
@@ -275,19 +309,21 @@ class Chain:
         return texts
 
     def _correct(self, meta: dict[str, Any], source: dict[str, str]) -> dict[str, str]:
+        """The AEC step as correct_text_set made the text set: same decoding, same fallback threshold."""
         path = text_model_need(meta).resolve(self.overrides)
         decoding = meta.get("decoding") or {}
-        tokenizer, model = load_seq2seq(path, self.device.type)
+        tokenizer, model = self.model(("aec", path), lambda: load_seq2seq(path, self.device.type))
         ids = sorted(source)  # correct_text_set's order
-        out = generate(model, tokenizer, [source[u] for u in ids], int(decoding.get("batch_size", 32)),
-                       int(decoding.get("beam_size", 4)), int(decoding.get("max_length", 128)))
-        return dict(zip(ids, out))
+        out = correct_texts(model, tokenizer, [source[u] for u in ids], text_set_threshold(meta),
+                            int(decoding.get("batch_size", 32)), int(decoding.get("beam_size", 4)),
+                            int(decoding.get("max_length", 128)))
+        return {u: c.text for u, c in zip(ids, out)}
 
     def text_features(self, recipe: FeatureRecipe, texts: dict[str, str]) -> dict[str, np.ndarray]:
         meta = recipe.meta
         path = encoder_need(recipe).resolve(self.overrides)
         precision = _precision(meta.get("compute_dtype"), self.precision, self.device, self.notes, recipe.name)
-        encoder = TextEncoder(path, self.device, precision)
+        encoder = self.model(("text", path, precision), lambda: TextEncoder(path, self.device, precision))
         layers = parse_layers(meta.get("layers") or "mean(-4..-1)")
         tokens = {u: encoder.tokens(t) for u, t in texts.items()}
         pending = [Pending(Utterance(u, ""), len(tokens[u]), len(tokens[u]) + encoder.n_special)
@@ -297,6 +333,46 @@ class Chain:
             for item, (rows, _) in zip(group, encoder.encode([tokens[p.utt.id] for p in group], layers)):
                 out[item.utt.id] = rows.numpy()
         return out
+
+
+STREAM_ITEMS = 256  # files (or segments) decoded, encoded and predicted at a time: memory does not grow with N
+
+
+@dataclass
+class Heads:
+    """The head, ensemble or export that predicts, applied to one batch of items' features at a time."""
+
+    path: Path
+    spec: dict[str, Any] | None
+    member_dirs: list[Path]
+    decision: str
+    engine: str
+    restriction: ClassRestriction | None
+
+    def predict(self, source: Any, usable: list[str], rows: list[dict[str, Any]], device: torch.device) -> None:
+        """Fill the output rows of `usable` ids from `source` (a store path, or in-memory feature sets)."""
+        if not usable:
+            return
+        pool = FeaturePool(source, device)
+        predictors = [HeadPredictor(d, pool, engine=self.engine) for d in self.member_dirs]
+        letters = list(predictors[0].classes.letters)
+        table = unlabelled_table(usable, predictors[0].classes)
+        index = np.arange(len(table))
+        member_out = [split_outputs(table, index, p.predict(table, index))[0] for p in predictors]
+        result = combine_members(self.path, self.spec, self.member_dirs, member_out, letters, self.decision,
+                                 self.restriction, [p.sigmoid for p in predictors]).out
+        where = {u: k for k, u in enumerate(result.ids)}
+        for row in rows:
+            k = where.get(row["FileName"])
+            if k is None:
+                continue
+            if result.probs is not None:
+                row["Prediction"] = letters[int(result.decision[k])]
+                if self.restriction is not None:
+                    row["classes"] = " ".join(self.restriction.letters)
+                row.update({f"prob_{c}": round(float(p), 6) for c, p in zip(letters, result.probs[k])})
+            if result.avd_pred is not None:
+                row.update({f"pred_{a}": round(float(v), 4) for a, v in zip(ATTRIBUTES, result.avd_pred[k])})
 
 
 # ----------------------------------------------------------------------------------- store mode
@@ -330,10 +406,12 @@ def _through_store(store: str, recipes: dict[str, FeatureRecipe], audio_items_: 
                 elif meta_t.get("kind") == "corrected":
                     path = text_model_need(meta_t).resolve(chain.overrides)
                     decoding = meta_t.get("decoding") or {}
+                    threshold = text_set_threshold(meta_t)  # the recorded one, not the model directory's
                     correct_text_set(open_store(store), meta_t["source"], meta_t.get("model") if path in (
                         meta_t.get("model_path"), meta_t.get("model")) else path, name=meta_t["name"],
                         batch_size=int(decoding.get("batch_size", 32)), beam_size=int(decoding.get("beam_size", 4)),
-                        max_length=int(decoding.get("max_length", 128)), device=chain.device.type, progress=False)
+                        max_length=int(decoding.get("max_length", 128)), device=chain.device.type, progress=False,
+                        fallback=False if threshold is None else threshold)
                 else:
                     raise HeadError(f"{r.name}: the head encodes {meta_t.get('kind')} text {meta_t.get('name')!r}; "
                                     "new audio has none")
@@ -359,65 +437,48 @@ def _through_store(store: str, recipes: dict[str, FeatureRecipe], audio_items_: 
 
 # ----------------------------------------------------------------------------------- entry point
 def predict_audio(path: str | Path, audio: Sequence[str] = (), input: str = "", out: str = "", store: str = "",
-                  segment: float = 0.0, model_paths: Sequence[str] = (), decision: str = "auto",
-                  device: str = "auto", precision: str = "auto", verbose: bool = True) -> list[dict[str, Any]]:
-    """Predict every file (or segment) with a head, an ensemble or an exported head; returns the output rows
-    (also written to `out`: .csv, or .jsonl / .json for JSON lines; stdout as CSV when `out` is empty)."""
+                  segment: Segmenting | str | float = "", model_paths: Sequence[str] = (), decision: str = "auto",
+                  device: str = "auto", precision: str = "auto", verbose: bool = True, engine: str = "torch",
+                  classes: Sequence[str] = (), plot: bool = False) -> list[dict[str, Any]]:
+    """Predict every file (or segment: `segment` seconds, 'speech', or a Segmenting) with a head, an ensemble or
+    an exported head; returns the output rows (also written to `out`: .csv, or .jsonl / .json for JSON lines;
+    stdout as CSV when `out` is empty). `engine` onnx runs the heads' head.onnx; `classes` predicts within them
+    (a `classes` column says which); `plot`: a PNG per recording of its segments' probabilities over time."""
+    segmenting = segment if isinstance(segment, Segmenting) else Segmenting.parse(segment)
     path = Path(path)
-    run, spec, member_dirs, first_cfg = resolve_members(path)
+    run, spec, member_dirs, _ = resolve_members(path)
+    restriction = ClassRestriction.parse(classes, ClassSet(tuple(run.letters), tuple(run.names)))
+    for d in member_dirs if engine == "onnx" else ():
+        onnx_path(d)  # before any encoder runs
     recipes: dict[str, FeatureRecipe] = {}
     for d in member_dirs:
         recipes.update(head_recipes(d))
-    items = audio_items(audio, input, segment)
-    by_id = {i.id: i for i in items}
-    dev = default_device(device)
-    chain = Chain(dev, {**bundled_models(path), **parse_model_paths(model_paths)}, precision)
+    items = audio_items(audio, input, segmenting)
+    chain = Chain(default_device(device), {**bundled_models(path), **parse_model_paths(model_paths)}, precision)
+    heads = Heads(path, spec, member_dirs, decision, engine, restriction)
+    rows_out: list[dict[str, Any]] = []
     if store:
         _through_store(store, recipes, items, chain)
-        pool_source: Any = store
-        usable = [i.id for i in items if not i.error]
-    else:
-        waves = _decode(items)
-        sets: dict[str, MemoryFeatureSet] = {}
-        for name, r in recipes.items():
-            if r.meta.get("kind") == "audio":
-                sets[name] = MemoryFeatureSet.rounded(name, r.meta, chain.audio_features(r, waves, by_id))
-        for name, r in recipes.items():
-            if r.meta.get("kind") == "text":
-                texts = chain.text_of(r, {u: w for u, w in waves.items() if not by_id[u].error}, by_id)
-                for uid, text in texts.items():
-                    by_id[uid].transcript = text
-                sets[name] = MemoryFeatureSet.rounded(name, r.meta, chain.text_features(r, texts))
-        pool_source = sets
-        usable = [i.id for i in items if not i.error and all(i.id in s.ids for s in sets.values())]
-    rows_out = [_row(i) for i in items]
-    if usable:
-        pool = FeaturePool(pool_source, dev)
-        predictors = [HeadPredictor(d, pool) for d in member_dirs]
-        letters = list(predictors[0].classes.letters)
-        table = unlabelled_table(usable, predictors[0].classes)
-        rows = np.arange(len(table))
-        member_out = [split_outputs(table, rows, p.predict(table, rows))[0] for p in predictors]
-        result = combine_members(path, spec, member_dirs, member_out, letters, decision).out
-        where = {u: k for k, u in enumerate(result.ids)}
-        for row in rows_out:
-            k = where.get(row["FileName"])
-            if k is None:
-                continue
-            if result.probs is not None:
-                row["Prediction"] = letters[int(result.decision[k])]
-                row.update({f"prob_{c}": round(float(p), 6) for c, p in zip(letters, result.probs[k])})
-            if result.avd_pred is not None:
-                row.update({f"pred_{a}": round(float(v), 4) for a, v in zip(ATTRIBUTES, result.avd_pred[k])})
+        rows_out = [_row(i) for i in items]
+        heads.predict(store, [i.id for i in items if not i.error], rows_out, chain.device)
+    for start in range(0, len(items) if not store else 0, STREAM_ITEMS):  # bounded memory on many files
+        chunk = items[start:start + STREAM_ITEMS]
+        sets = chain.features(recipes, chunk)
+        rows = [_row(i) for i in chunk]
+        heads.predict(sets, [i.id for i in chunk if not i.error and all(i.id in s.ids for s in sets.values())],
+                      rows, chain.device)
+        rows_out += rows
     for row, item in zip(rows_out, items):
         if not item.error and "Prediction" not in row and "pred_EmoAct" not in row:
             row["error"] = item.error = "no features (see the notes)"
         row["status"] = "error" if item.error else "ok"
         row["error"] = item.error
-    _write_rows(out, rows_out, segment > 0)
+    _write_rows(out, rows_out, segmenting.active)
+    if plot:
+        plot_series(rows_out, out)
     if verbose:
         good = sum(r["status"] == "ok" for r in rows_out)
-        print(f"predicted {good} of {len(rows_out)} {'segment' if segment else 'file'}(s) with {path}"
+        print(f"predicted {good} of {len(rows_out)} {'segment' if segmenting.active else 'file'}(s) with {path}"
               + (f" -> {out}" if out else ""), file=sys.stderr)
         for row in rows_out:
             if row["status"] != "ok":

@@ -9,13 +9,14 @@ from pathlib import Path
 from typing import Sequence
 
 from sercache.extract.encoders import PRECISIONS
-from sercache.heads.after.predict import FORMATS, predict
+from sercache.heads.after.predict import ENGINES, FORMATS, predict
 from sercache.heads.errors import HeadError
 from sercache.heads.inputs.corpora import CORPORA
 
 from .command import Command, run
 from .dataclass_cli import add_dataclass_arguments, apply_threads, from_namespace, threads_field
 from .predict_audio import predict_audio
+from .segments import Segmenting
 
 
 @dataclass
@@ -35,8 +36,15 @@ class PredictOptions:
     store: str = field(default="", metadata={
         "help": "store mode: the feature store (default: the one the run was trained on); audio mode: also cache "
                 "the computed features and transcripts in this store (repeated calls reuse them)"})
-    segment: float = field(default=0.0, metadata={
-        "help": "audio mode: predict every SEGMENT seconds of each file (a time series; 0: whole files)"})
+    segment: str = field(default="", metadata={
+        "help": "audio mode: predict every SEGMENT seconds of each file, or each speech segment a voice-activity "
+                "detector finds ('speech'): one row per segment with its start and end (default: whole files)"})
+    min_segment: float = field(default=1.0, metadata={
+        "help": "--segment speech: shorter speech segments are left out (seconds)"})
+    max_segment: float = field(default=10.0, metadata={
+        "help": "--segment speech: longer speech segments are cut into equal pieces no longer than this (seconds)"})
+    plot: bool = field(default=False, metadata={
+        "help": "with --segment: a PNG per recording of its class probabilities over time, in <out>_plots/"})
     model_path: list[str] = field(default_factory=list, metadata={
         "help": "audio mode: where a recorded model is, ROLE=PATH (roles audio, asr, aec, text) or "
                 "RECORDED_NAME=PATH; its weights must hash to the recorded value"})
@@ -58,6 +66,14 @@ class PredictOptions:
         "choices": FORMATS, "help": "categorical submission: letter = FileName,EmoClass (class letter); baseline = "
                                     "the challenge baseline's Filename,Prediction with the 8 scores in order "
                                     "A S H U F D C N"})
+    engine: str = field(default="torch", metadata={
+        "choices": ENGINES, "help": "what runs the head (the encoders are PyTorch either way): torch, or onnx = "
+                                    "each head's head.onnx through onnxruntime (an export made with "
+                                    "`export-head --onnx`)"})
+    classes: list[str] = field(default_factory=list, metadata={
+        "help": "predict within these of the head's classes (its letters, e.g. A H N for MSP-Podcast, or the "
+                "corpus's labels): softmax heads renormalise over them, WBCE heads take the best of them, a tuned "
+                "decision's biases apply first, ensemble members are restricted before they combine"})
     device: str = field(default="auto", metadata={"help": "cpu, cuda, cuda:N or auto"})
     threads: int = threads_field()
     drop_missing: bool = field(default=False, metadata={"help": "skip utterances missing from the cache"})
@@ -78,20 +94,23 @@ def _predict(args: argparse.Namespace) -> None:
                       if getattr(o, k)]
         if store_only:
             raise HeadError(f"{', '.join(store_only)}: options of predicting from a store, not from audio")
-        predict_audio(run, audio, o.input, o.out, o.store, o.segment, o.model_path, o.decision, o.device,
-                      o.precision, verbose=True)
+        segmenting = Segmenting.parse(o.segment, o.min_segment, o.max_segment)
+        if o.plot and not segmenting.active:
+            raise HeadError("--plot draws a recording's segments over time: give --segment SECONDS or speech")
+        predict_audio(run, audio, o.input, o.out, o.store, segmenting, o.model_path, o.decision, o.device,
+                      o.precision, verbose=True, engine=o.engine, classes=o.classes, plot=o.plot)
         return
     if o.out.lower().endswith(FILE_SUFFIXES):
         raise HeadError(f"--out {o.out}: no audio files and no --input were given, so this would be store mode, "
                         "which writes a directory (submission CSVs, probabilities.csv, predict.json), not a "
                         f"{Path(o.out).suffix} file; audio files were expected: give them after the head (or "
                         "--input DIR_OR_MANIFEST), or give store mode a directory name")
-    if o.segment or o.model_path:
-        raise HeadError("--segment and --model-path apply to audio input (files or --input)")
+    if o.segment or o.model_path or o.plot:
+        raise HeadError("--segment, --plot and --model-path apply to audio input (files or --input)")
     if not o.out:
         raise HeadError("--out is required (the output directory)")
     predict(run, o.out, o.store, o.features, o.text_features, o.ids, o.labels, o.split, o.corpus, o.decision,
-            o.format, o.device, o.drop_missing, verbose=True)
+            o.format, o.device, o.drop_missing, verbose=True, engine=o.engine, classes=o.classes)
 
 
 PREDICT = Command(
@@ -104,6 +123,8 @@ PREDICT = Command(
                 "submission_categorical.csv / submission_attributes.csv, probabilities.csv and predict.json).",
     epilog="examples:\n  sercache predict runs/focal a.wav b.flac --out preds.csv\n"
            "  sercache predict --run exported/ --input my_audio/ --segment 5 --out series.jsonl\n"
+           "  sercache predict runs/focal meeting.wav --segment speech --plot --out meeting.csv\n"
+           "  sercache predict exported-onnx/ a.wav --engine onnx --classes A H N S --out preds.csv\n"
            "  predict-head runs/focal --store cache/ --labels Labels/labels_consensus.csv --split test3 "
            "--out submissions/focal",
 )

@@ -260,3 +260,34 @@ def test_an_export_with_its_encoders_predicts_where_none_of_them_is(demo, tmp_pa
     assert cli.main(["predict", str(export), wav, "--device", "cpu"]) == 2
     err = capsys.readouterr().err
     assert "weights sha256" in err and str(export / text["path"]) in err
+
+
+def test_speech_segments_of_a_long_recording_come_back_in_order(demo, tmp_path):
+    """Three clips of known emotion with silences between them, as one recording: --segment speech finds the
+    three, in order, where they are, and predicts each as the clip alone is predicted; --plot draws them."""
+    clips = [demo["corpus"] / "Audios" / u for u in demo["test1"][:3]]
+    waves, rate = zip(*(sf.read(c, dtype="float32") for c in clips))
+    gap = np.zeros(int(1.2 * rate[0]), np.float32)
+    pieces, bounds, t = [gap[: rate[0] // 2]], [], 0.5
+    for w in waves:  # where each clip's voice is (espeak pads its clips with a little silence)
+        voiced = np.flatnonzero(np.abs(w) > 0.02 * np.abs(w).max())
+        bounds.append((t + voiced[0] / rate[0], t + voiced[-1] / rate[0]))
+        pieces += [w, gap]
+        t += len(w) / rate[0] + len(gap) / rate[0]
+    long_wav = tmp_path / "meeting.wav"
+    sf.write(long_wav, np.concatenate(pieces), rate[0])
+    alone = tmp_path / "alone.csv"
+    assert cli.main(["predict", str(demo["runs"]["audio"]), *map(str, clips), "--out", str(alone),
+                     "--device", "cpu"]) == 0
+    series = tmp_path / "series.csv"
+    assert cli.main(["predict", str(demo["runs"]["audio"]), str(long_wav), "--segment", "speech", "--plot",
+                     "--out", str(series), "--device", "cpu"]) == 0
+    rows = list(csv.DictReader(open(series)))
+    assert len(rows) == 3 and all(r["status"] == "ok" for r in rows)
+    for row, (start, end) in zip(rows, bounds):
+        assert abs(float(row["start"]) - start) < 0.35 and abs(float(row["end"]) - end) < 0.35, (row, start, end)
+    letters = [k[5:] for k in rows[0] if k.startswith("prob_")]
+    for row, want in zip(rows, _read(alone).values()):
+        p = sorted(float(want[f"prob_{c}"]) for c in letters)
+        assert row["Prediction"] == want["Prediction"] or p[-1] - p[-2] < 0.1, (row, want)
+    assert (tmp_path / "series_plots" / "meeting.png").stat().st_size > 0

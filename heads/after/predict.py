@@ -17,13 +17,18 @@ Files written to `out` (MSP-Podcast's id and class headers FileName, EmoClass; o
                               biases; vote shares for a majority vote, the winner nudged by 1e-3 on ties);
   submission_attributes.csv   `FileName,EmoAct,EmoVal,EmoDom` (heads with A/V/D outputs);
   probabilities.csv           the trainer's predictions layout (truth if known, Prediction, prob_*, A/V/D);
-  predict.json                what was run: model, features, decision, counts, metrics if labels exist.
+  predict.json                what was run: model, features, engine, decision, kept classes, counts, metrics if
+                              labels exist.
+
+`engine` onnx runs each head's head.onnx (`export-head --onnx`) with onnxruntime instead of the torch head.
+`classes` (`--classes`) predicts within a subset of the head's classes (see ClassRestriction).
 """
 
 from __future__ import annotations
 
 import csv
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -43,11 +48,13 @@ from ..inputs.corpora import PREDICTION_COLUMNS, named_columns, read_labels, res
 from ..inputs.corpora.msp import MSP_CLASSES
 from ..inputs.features import FeaturePool, build_modalities, default_device
 from ..inputs.labels import ATTRIBUTES, ClassSet, LabelTable
-from .decision import Decision, Stacker
+from .decision import Decision, Stacker, log_scores
 from .ensemble import Combined, combine
+from .onnx_export import OnnxHead
 from .outputs import RunOutputs, load_run, resolve_member_path, score
 
 FORMATS = ("letter", "baseline")
+ENGINES = ("torch", "onnx")
 
 
 # ----------------------------------------------------------------------------------- which utterances
@@ -124,7 +131,9 @@ class HeadPredictor:
     """A trained head bound to a feature pool: checks provenance first, then predicts table rows."""
 
     def __init__(self, run_dir: str | Path, pool, features: Sequence[str] | None = None,
-                 text_features: Sequence[str] | None = None):
+                 text_features: Sequence[str] | None = None, engine: str = "torch"):
+        if engine not in ENGINES:
+            raise HeadError(f"unknown engine {engine!r}; choose {', '.join(ENGINES)}")
         self.run = load_run(run_dir, read_splits=False)
         if self.run.kind != "run":
             raise HeadError(f"{run_dir}: not a trained head")
@@ -144,6 +153,12 @@ class HeadPredictor:
         self.model, self.info = load_checkpoint(ckpt, classes=self.run.letters, features=want,
                                                 device=str(pool.device))  # a FusionHead or a ProbeHead
         self.classes = ClassSet(tuple(self.info["classes"]["letters"]), tuple(self.info["classes"]["names"]))
+        self.onnx = OnnxHead(self.run.path) if engine == "onnx" else None  # checked against best.safetensors
+
+    @property
+    def sigmoid(self) -> bool:
+        """Whether the class probabilities are independent sigmoids (WBCE), not one softmax."""
+        return not getattr(self.model, "is_probe", False) and self.cfg.loss == "wbce"
 
     @property
     def feature_names(self) -> list[str]:
@@ -155,6 +170,8 @@ class HeadPredictor:
 
     def predict(self, table: LabelTable, rows: np.ndarray, modalities=None) -> dict[str, np.ndarray]:
         modalities = modalities or self.modalities(table)
+        if self.onnx is not None:  # --engine onnx: the exported graph on the same gathered frames
+            return self.onnx.predict_table(modalities, rows, self.cfg.eval_batch_size)
         if getattr(self.model, "is_probe", False):  # --head probe: pooled features -> logistic regression
             return self.model.predict_table(modalities, rows, self.cfg.eval_batch_size)
         device = self.pool.device
@@ -169,6 +186,58 @@ class HeadPredictor:
         self.model.to(device)
         pred, _ = infer(self.model, prep, rows)
         return pred
+
+
+# ----------------------------------------------------------------------------------- --classes
+RESTRICTION_RULE = ("within the kept classes: a tuned decision's biases are added to the log-probabilities first, "
+                    "then the best kept class is predicted; softmax heads' probabilities are renormalised over the "
+                    "kept classes, sigmoid (WBCE) heads' are kept as they are; other classes get 0; ensemble members "
+                    "are restricted before they are combined")
+
+
+@dataclass(frozen=True)
+class ClassRestriction:
+    """`predict --classes`: predict within a subset of the head's classes (e.g. a test set without some of them).
+
+    A softmax head's probabilities conditioned on the subset are p_c / sum_{k in S} p_k; a WBCE head's sigmoids
+    are independent per class, so there is nothing to renormalise and the best class of the subset is taken.
+    A tuned decision stays what it was tuned as, argmax(log p + b), only over S. Ensembles restrict each member
+    (after its own decision) before combining, and the combination once more (its own decision; a stacker may
+    put mass outside S); a vote of restricted members already lies in S."""
+
+    letters: tuple[str, ...]  # kept, in the head's class order
+    keep: np.ndarray  # bool [C]
+
+    @classmethod
+    def parse(cls, given: Sequence[str], classes: ClassSet) -> "ClassRestriction | None":
+        """Class letters or names (any case; several per argument with commas); None when none is given."""
+        wanted = [w.strip() for g in given for w in str(g).split(",") if w.strip()]
+        if not wanted:
+            return None
+        lookup = {c.lower(): i for i, c in enumerate(classes.names)}
+        lookup.update({c.lower(): i for i, c in enumerate(classes.letters)})
+        unknown = [w for w in wanted if w not in classes.letters and w.lower() not in lookup]
+        if unknown:
+            listing = ", ".join(c if c == n else f"{c} ({n})" for c, n in zip(classes.letters, classes.names))
+            raise HeadError(f"--classes {' '.join(unknown)}: not among this head's classes: {listing}")
+        keep = np.zeros(len(classes), bool)
+        keep[[classes.index(w) if w in classes.letters else lookup[w.lower()] for w in wanted]] = True
+        return cls(tuple(c for c, k in zip(classes.letters, keep) if k), keep)
+
+    def apply(self, out: SplitOutputs, sigmoid: bool, bias: np.ndarray | None = None, vote: bool = False) -> None:
+        """Restrict `out` in place: decision over the kept classes (argmax of log p + bias with a bias, else of
+        p; a vote's decision is kept), probabilities zero elsewhere and renormalised unless `sigmoid`."""
+        if out.probs is None:
+            return
+        p = np.asarray(out.probs, np.float64)
+        if not vote:
+            scores = p if bias is None else log_scores(p) + np.asarray(bias, np.float64)[None, :]
+            out.decision = np.where(self.keep[None, :], scores, -np.inf).argmax(1)
+        kept = np.where(self.keep[None, :], p, 0.0)
+        out.probs = kept if sigmoid else kept / np.maximum(kept.sum(1, keepdims=True), np.finfo(np.float64).tiny)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kept": list(self.letters), "rule": RESTRICTION_RULE}
 
 
 def _present(mods_list, n: int) -> np.ndarray:
@@ -199,51 +268,73 @@ def resolve_members(path: Path, features: Sequence[str] = (), text_features: Seq
 
 
 def combine_members(path: Path, spec: dict[str, Any] | None, member_dirs: Sequence[Path],
-                    member_out: list[SplitOutputs], letters: list[str], decision: str = "auto") -> Combined:
-    """One head's outputs with its decision, or the ensemble's combination of its members' outputs."""
-    dec_obj: Decision | None = None
+                    member_out: list[SplitOutputs], letters: list[str], decision: str = "auto",
+                    restriction: ClassRestriction | None = None, sigmoid: Sequence[bool] = ()) -> Combined:
+    """One head's outputs with its decision, or the ensemble's combination of its members' outputs. With a
+    restriction (`--classes`) each member is restricted after its own decision, before anything combines;
+    `sigmoid`: per member, whether its probabilities are WBCE sigmoids."""
+    sigmoid = list(sigmoid) or [False] * len(member_out)
     if spec is not None:
-        if spec.get("member_decisions"):
-            for d, o in zip(member_dirs, member_out):
-                md = Decision.load(d / "decision.json", letters)
-                if o.probs is not None:
-                    o.decision, o.probs = md.apply(o.probs), md.adjusted_probs(o.probs)
-        if decision == "auto" and spec.get("decision"):
-            dec_obj = Decision.load(path / "decision.json", letters)
-        elif decision not in ("auto", "none"):
-            dec_obj = Decision.load(decision, letters)
-        stacker = Stacker.from_dict(spec["stacker"]["model"]) if spec.get("stacker") else None
-        dev_values = [m["dev_selection"] if m["dev_selection"] is not None else -np.inf for m in spec["members"]]
-        order = sorted(range(len(dev_values)), key=lambda i: -dev_values[i])
-        cls_members = [i for i, o in enumerate(member_out) if o.probs is not None]
-        rank = [cls_members.index(i) for i in order if i in cls_members]
-        combined = combine(member_out, letters, spec["method"], spec["tie_rule"], rank, stacker, dec_obj)
-        combined.decision, combined.method = dec_obj, f"ensemble ({spec['method']} of {len(member_dirs)})"
-        return combined
+        return _combine_ensemble(path, spec, member_dirs, member_out, letters, decision, restriction, sigmoid)
     result = member_out[0]
-    if decision == "auto" and (path / "decision.json").is_file():
-        dec_obj = Decision.load(path / "decision.json", letters)
-    elif decision not in ("auto", "none"):
-        dec_obj = Decision.load(decision, letters)
+    dec_obj = _load_decision(decision, path / "decision.json" if (path / "decision.json").is_file() else None,
+                             letters)
     if dec_obj is not None and result.probs is not None:
         result.decision = dec_obj.apply(result.probs)
+    if restriction is not None:
+        restriction.apply(result, sigmoid[0], None if dec_obj is None else dec_obj.bias)
     return Combined(result, decision=dec_obj, method="head")
+
+
+def _load_decision(decision: str, auto: Path | None, letters: list[str]) -> Decision | None:
+    """--decision: auto (the model's own decision.json, `auto`, if it has one), none, or a decision.json path."""
+    if decision == "auto":
+        return Decision.load(auto, letters) if auto is not None else None
+    return None if decision == "none" else Decision.load(decision, letters)
+
+
+def _combine_ensemble(path: Path, spec: dict[str, Any], member_dirs: Sequence[Path], member_out: list[SplitOutputs],
+                      letters: list[str], decision: str, restriction: ClassRestriction | None,
+                      sigmoid: list[bool]) -> Combined:
+    """Members' own decisions (if the ensemble uses them), the restriction, the combination, its decision."""
+    if spec.get("member_decisions"):
+        for d, o in zip(member_dirs, member_out):
+            md = Decision.load(d / "decision.json", letters)
+            if o.probs is not None:
+                o.decision, o.probs = md.apply(o.probs), md.adjusted_probs(o.probs)
+    if restriction is not None:
+        for o, sig in zip(member_out, sigmoid):
+            restriction.apply(o, sig)
+    dec_obj = _load_decision(decision, path / "decision.json" if spec.get("decision") else None, letters)
+    stacker = Stacker.from_dict(spec["stacker"]["model"]) if spec.get("stacker") else None
+    dev_values = [m["dev_selection"] if m["dev_selection"] is not None else -np.inf for m in spec["members"]]
+    order = sorted(range(len(dev_values)), key=lambda i: -dev_values[i])
+    cls_members = [i for i, o in enumerate(member_out) if o.probs is not None]
+    rank = [cls_members.index(i) for i in order if i in cls_members]
+    combined = combine(member_out, letters, spec["method"], spec["tie_rule"], rank, stacker, dec_obj)
+    if restriction is not None:  # a stacker (or a decision's bias) may still favour a class outside the subset
+        restriction.apply(combined.out, any(sigmoid), None if dec_obj is None else dec_obj.bias,
+                          vote=spec["method"] == "vote")
+    combined.decision, combined.method = dec_obj, f"ensemble ({spec['method']} of {len(member_dirs)})"
+    return combined
 
 
 def predict(path: str | Path, out: str | Path, store: str = "", features: Sequence[str] = (),
             text_features: Sequence[str] = (), ids: str = "", labels: str = "", split: str = "", corpus: str = "",
             decision: str = "auto", fmt: str = "letter", device: str = "auto", drop_missing: bool = False,
-            verbose: bool = True) -> dict[str, Any]:
-    """Predict with a head run directory or an ensemble directory; returns the predict.json payload."""
+            verbose: bool = True, engine: str = "torch", classes: Sequence[str] = ()) -> dict[str, Any]:
+    """Predict with a head run directory or an ensemble directory; returns the predict.json payload. `engine`
+    onnx runs each head's head.onnx; `classes` predicts within those of the head's classes."""
     if fmt not in FORMATS:
         raise HeadError(f"unknown submission format {fmt!r}; choose {', '.join(FORMATS)}")
     path, out = Path(path), Path(out)
     run, spec, member_dirs, first_cfg = resolve_members(path, features, text_features)
+    restriction = ClassRestriction.parse(classes, ClassSet(tuple(run.letters), tuple(run.names)))
     store = store or first_cfg.get("store", "")
     if not store:
         raise HeadError("--store is required (the run records none)")
     pool = FeaturePool(store, default_device(device))
-    predictors = [HeadPredictor(d, pool, features or None, text_features or None) for d in member_dirs]
+    predictors = [HeadPredictor(d, pool, features or None, text_features or None, engine) for d in member_dirs]
     corpus = corpus or first_cfg.get("corpus", "msp")
     names = list(dict.fromkeys(n for p in predictors for n in p.feature_names))
     table, what = target_table(predictors[0].classes, corpus, pool, names, ids, labels, split, first_cfg)
@@ -251,21 +342,27 @@ def predict(path: str | Path, out: str | Path, store: str = "", features: Sequen
     rows, notes = _rows_to_predict(table, _present(mods, len(table)), drop_missing)
     member_out = [split_outputs(table, rows, p.predict(table, rows, m))[0] for p, m in zip(predictors, mods)]
     letters = list(predictors[0].classes.letters)
-    combined = combine_members(path, spec, member_dirs, member_out, letters, decision)
+    combined = combine_members(path, spec, member_dirs, member_out, letters, decision, restriction,
+                               [p.sigmoid for p in predictors])
     files = write_predict_files(out, combined, letters, fmt, resolve_corpus(corpus, labels).columns)
-    result, dec_obj = combined.out, combined.decision
-    metrics = score(result, letters)
-    payload = {"model": str(path), "kind": combined.method, "store": str(store), "utterances": what, "n": len(result),
-               "features": {str(d): p.feature_names for d, p in zip(member_dirs, predictors)},
-               "decision": None if dec_obj is None else {"method": dec_obj.method, "bias": dec_obj.bias.tolist()},
-               "format": fmt, "files": files, "notes": notes,
-               "predicted_counts": None if result.probs is None else
-               {c: int((result.decision == j).sum()) for j, c in enumerate(letters)},
-               "metrics": metrics or None}
+    payload = {"model": str(path), "kind": combined.method, "store": str(store), "utterances": what,
+               "n": len(combined.out), "features": {str(d): p.feature_names for d, p in zip(member_dirs, predictors)},
+               "engine": engine, **_outcome(combined, letters, restriction), "format": fmt, "files": files,
+               "notes": notes}
     write_json(out / "predict.json", payload)
     if verbose:
         _print_prediction(payload, path, out, what)
     return payload
+
+
+def _outcome(combined: Combined, letters: list[str], restriction: ClassRestriction | None) -> dict[str, Any]:
+    """predict.json's account of the decision: biases, kept classes, counts per class, metrics if labelled."""
+    result, dec_obj = combined.out, combined.decision
+    return {"decision": None if dec_obj is None else {"method": dec_obj.method, "bias": dec_obj.bias.tolist()},
+            "classes": None if restriction is None else restriction.to_dict(),
+            "predicted_counts": None if result.probs is None else
+            {c: int((result.decision == j).sum()) for j, c in enumerate(letters)},
+            "metrics": score(result, letters) or None}
 
 
 def _rows_to_predict(table: LabelTable, present: np.ndarray, drop_missing: bool) -> tuple[np.ndarray, list[str]]:
@@ -317,7 +414,10 @@ def write_predict_files(out: Path, combined: Combined, letters: list[str], fmt: 
 
 def _print_prediction(payload: dict[str, Any], path: Path, out: Path, what: str) -> None:
     files = ", ".join(payload["files"])
-    print(f"predicted {payload['n']} utterance(s) with {payload['kind']} {path} -> {out}: {files}")
+    engine = " (onnxruntime)" if payload.get("engine") == "onnx" else ""
+    print(f"predicted {payload['n']} utterance(s) with {payload['kind']}{engine} {path} -> {out}: {files}")
+    if payload.get("classes"):
+        print(f"within the classes {' '.join(payload['classes']['kept'])} (--classes)")
     if payload["predicted_counts"]:
         print("predicted classes: " + "  ".join(f"{c} {n}" for c, n in payload["predicted_counts"].items()))
     if payload["metrics"]:
