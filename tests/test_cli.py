@@ -48,7 +48,8 @@ def test_umbrella_help_lists_every_stage_in_pipeline_order(capsys):
     assert exit_.value.code == 0
     text = capsys.readouterr().out
     expected = ["extract", "transcribe", "import-transcripts", "train-aec", "correct-transcripts", "evaluate-aec",
-                "train", "ensemble", "tune-decision", "report", "export-head", "predict", "bench", "demo", "cache", "text"]
+                "train", "ensemble", "tune-decision", "report", "export-head", "predict", "bench", "demo", "cache",
+                "text"]
     assert [s.name for s in cli.STAGES] == expected
     positions = [re.search(rf"^\s+{re.escape(name)}(?=\s)", text, re.M) for name in expected]
     assert all(positions), text
