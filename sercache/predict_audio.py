@@ -47,6 +47,7 @@ from sercache.extract.text_features import TextEncoder
 from sercache.extract.transcribe import config_from_metadata, load_backend, run_transcription
 from sercache.heads.after.onnx_export import onnx_path
 from sercache.heads.after.predict import (
+    SPEAKER_NORM_NEEDS,
     ClassRestriction,
     HeadPredictor,
     combine_members,
@@ -447,6 +448,7 @@ def predict_audio(path: str | Path, audio: Sequence[str] = (), input: str = "", 
     segmenting = segment if isinstance(segment, Segmenting) else Segmenting.parse(segment)
     path = Path(path)
     run, spec, member_dirs, _ = resolve_members(path)
+    refuse_speaker_norm(member_dirs)
     restriction = ClassRestriction.parse(classes, ClassSet(tuple(run.letters), tuple(run.names)))
     for d in member_dirs if engine == "onnx" else ():
         onnx_path(d)  # before any encoder runs
@@ -486,6 +488,17 @@ def predict_audio(path: str | Path, audio: Sequence[str] = (), input: str = "", 
         for note in dict.fromkeys(chain.notes):
             print(f"note: {note}", file=sys.stderr)
     return rows_out
+
+
+def refuse_speaker_norm(member_dirs: Sequence[Path]) -> None:
+    """Audio files name no speaker, so a head trained with --speaker-norm (inputs standardised with each speaker's
+    own statistics) cannot be given the inputs it was trained on: refused before any encoder runs, saying why and
+    what to do instead."""
+    for d in member_dirs:
+        if json.loads((Path(d) / "config.json").read_text()).get("speaker_norm"):
+            raise HeadError(f"{d}: {SPEAKER_NORM_NEEDS}; audio files name no speaker, so predicting from audio cannot "
+                            "standardise them: extract the files into a store (sercache extract), list them with "
+                            "their speakers in a label table, and predict from the store")
 
 
 def _row(item: Item) -> dict[str, Any]:

@@ -46,7 +46,7 @@ from ..fit.rundir import SplitOutputs, split_outputs, summary_table, write_json,
 from ..fit.scoring import infer
 from ..inputs.corpora import PREDICTION_COLUMNS, named_columns, read_labels, resolve_corpus
 from ..inputs.corpora.msp import MSP_CLASSES
-from ..inputs.features import FeaturePool, build_modalities, default_device
+from ..inputs.features import FeaturePool, build_modalities, default_device, standardise_speakers
 from ..inputs.labels import ATTRIBUTES, ClassSet, LabelTable
 from .decision import Decision, Stacker, log_scores
 from .ensemble import Combined, combine
@@ -55,6 +55,11 @@ from .outputs import RunOutputs, load_run, resolve_member_path, score
 
 FORMATS = ("letter", "baseline")
 ENGINES = ("torch", "onnx")
+# why a --speaker-norm head cannot predict without speakers, and what to do (store mode and audio mode say it)
+SPEAKER_NORM_NEEDS = ("the head was trained with --speaker-norm: its inputs are standardised with the statistics of "
+                      "each utterance's own speaker, over that speaker's utterances in the split predicted, so "
+                      "predicting needs every utterance's speaker: predict from a store with --labels TABLE (a label "
+                      "table naming each utterance's speaker, e.g. a speaker column) and --split SPLIT")
 
 
 # ----------------------------------------------------------------------------------- which utterances
@@ -165,8 +170,14 @@ class HeadPredictor:
         return [*self.audio, *self.text]
 
     def modalities(self, table: LabelTable):
-        return build_modalities(self.pool, self.audio, self.text, table, np.arange(len(table)), self.cfg.max_seconds,
-                                self.cfg.allow_human_text)
+        """The head's feature sets for every row of `table`; with --speaker-norm, standardised per (split, speaker)
+        over the rows every set holds, as training did (a split predicted here gets the run's own inputs)."""
+        modalities = build_modalities(self.pool, self.audio, self.text, table, np.arange(len(table)),
+                                      self.cfg.max_seconds, self.cfg.allow_human_text)
+        if self.cfg.speaker_norm:
+            rows = np.flatnonzero(np.all([m.present for m in modalities.values()], axis=0))
+            standardise_speakers(modalities, table, rows, "the utterances to predict", SPEAKER_NORM_NEEDS)
+        return modalities
 
     def predict(self, table: LabelTable, rows: np.ndarray, modalities=None) -> dict[str, np.ndarray]:
         modalities = modalities or self.modalities(table)
@@ -335,6 +346,8 @@ def predict(path: str | Path, out: str | Path, store: str = "", features: Sequen
         raise HeadError("--store is required (the run records none)")
     pool = FeaturePool(store, default_device(device))
     predictors = [HeadPredictor(d, pool, features or None, text_features or None, engine) for d in member_dirs]
+    if not labels and any(p.cfg.speaker_norm for p in predictors):  # before any feature is read
+        raise HeadError(f"{SPEAKER_NORM_NEEDS} (--ids and a whole store name no speaker)")
     corpus = corpus or first_cfg.get("corpus", "msp")
     names = list(dict.fromkeys(n for p in predictors for n in p.feature_names))
     table, what = target_table(predictors[0].classes, corpus, pool, names, ids, labels, split, first_cfg)

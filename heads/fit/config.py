@@ -118,6 +118,12 @@ class HeadConfig:
     max_seconds: float = opt(0.0, "truncate audio beyond this many seconds (0: no limit)", group="data")
     allow_human_text: bool = opt(False, "accept text features of human transcripts (test sets have none, so "
                                         "training on them mismatches test-time ASR text)", group="data")
+    speaker_norm: bool = opt(False, "standardise every utterance's features (audio and text) per channel with the mean "
+                                    "and std of its own speaker's utterances in its split (test speakers included: "
+                                    "from their own test utterances, no label used), before --input-norm: removes "
+                                    "what is constant in a speaker's voice, so heads generalise better to unseen "
+                                    "speakers (common on IEMOCAP); every utterance needs a speaker in the labels, "
+                                    "and `predict` then needs a store and --labels with speakers", group="data")
 
     # --- model ----------------------------------------------------------------------------
     fusion: str = opt("early", "how modalities are combined (one modality given: that modality only): early "

@@ -27,6 +27,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..inputs.speakers import STD_FLOOR
 from .dropout import replace_dropouts
 from .losses import COSINE_LOSSES
 
@@ -120,7 +121,7 @@ class InputNorm(nn.Module):
 
     def set_statistics(self, mean: torch.Tensor, std: torch.Tensor) -> None:
         self.mean.copy_(mean)
-        self.inv_std.copy_(1.0 / std.clamp_min(1e-5))
+        self.inv_std.copy_(1.0 / std.clamp_min(STD_FLOOR))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return (x - self.mean.to(x.dtype)) * self.inv_std.to(x.dtype)

@@ -18,7 +18,7 @@ import torch
 from ..errors import HeadError
 from ..inputs.corpora import resolve_corpus
 from ..inputs.corpora.base import WHOLE
-from ..inputs.features import FeaturePool, Modality, build_modalities, missing_rows
+from ..inputs.features import FeaturePool, Modality, build_modalities, missing_rows, standardise_speakers
 from ..inputs.labels import LabelTable
 from .config import HeadConfig, selection_metric
 from .losses import Targets
@@ -147,6 +147,8 @@ def prepare(cfg: HeadConfig, table: LabelTable, pool: FeaturePool, device: torch
     modalities = build_modalities(pool, cfg.features, cfg.text_features, table, needed, cfg.max_seconds,
                                   cfg.allow_human_text, cfg.resident_dtype)
     train, dev, predict = _rows_in_cache(cfg, table, modalities, train, dev, predict, notes)
+    if cfg.speaker_norm:
+        _speaker_norm(cfg, table, modalities, np.unique(np.concatenate([train, dev, *predict.values()])), notes)
     if task in ("class", "both") and not cfg.soft_labels:
         counts = table.class_counts(train)
         if (counts == 0).any():
@@ -214,6 +216,20 @@ def _rows_in_cache(cfg: HeadConfig, table: LabelTable, modalities: dict[str, Mod
     if not len(train) or not len(dev):
         raise HeadError("no training or dev samples left after dropping utterances missing from the cache")
     return train, dev, predict
+
+
+SPEAKER_REMEDY = ("give every utterance its speaker (a csv corpus reads a speaker/SpkrID/speaker_id column), drop "
+                  "those utterances from the labels, or train without --speaker-norm")
+
+
+def _speaker_norm(cfg: HeadConfig, table: LabelTable, modalities: dict[str, Modality], rows: np.ndarray,
+                  notes: list[str]) -> None:
+    """--speaker-norm over every utterance this run touches (train, dev and every predicted split), each split's
+    speakers from their own utterances there; said in config.json's notes."""
+    source = f"the {cfg.corpus} labels {cfg.labels}" + (f" (fold {cfg.fold})" if cfg.fold else "")
+    n_groups = standardise_speakers(modalities, table, rows, source, SPEAKER_REMEDY)
+    notes.append(f"--speaker-norm: {len(rows)} utterance(s) standardised with the statistics of their own speaker "
+                 f"in their split ({n_groups} split/speaker groups)")
 
 
 def _soft_targets(cfg: HeadConfig, table: LabelTable, train: np.ndarray, device: torch.device, notes: list[str]

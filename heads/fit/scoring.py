@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from ..inputs.labels import LabelTable
+from ..inputs.speakers import speaker_names
 from .losses import Objective, probabilities
 from .metrics import (
     balanced_subsample,
@@ -161,6 +162,5 @@ def gender_groups(table: LabelTable, rows: np.ndarray) -> np.ndarray:
 
 
 def speaker_groups(table: LabelTable, rows: np.ndarray) -> np.ndarray:
-    """Each row's speaker ('' unknown: blank, or MSP-Podcast's "Unknown" for an unidentified speaker)."""
-    names = [str(s).strip() for s in table.speaker[rows]]
-    return np.array(["" if s.lower() == "unknown" else s for s in names], dtype=object)
+    """Each row's speaker ('' unknown), the group key of by_speaker: the names --speaker-norm groups by."""
+    return speaker_names(table, rows)

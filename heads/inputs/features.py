@@ -26,6 +26,7 @@ from sercache.cache import CacheError, open_store
 
 from ..errors import HeadError
 from .labels import LabelTable
+from .speakers import SpeakerNorm, moment_stats, split_speaker_groups
 
 KINDS = {"audio": "audio", "text": "text"}
 RESIDENT_DTYPES = ("float16", "bfloat16", "float8")  # float16: the cache's dtype, unconverted
@@ -278,6 +279,7 @@ class Modality:
         self.packed_t = [torch.as_tensor(p).to(s.offsets.device) for p, s in zip(self.packed_np, sets)]
         self.streamed = any(s.frames is None for s in sets)
         self._stats: dict[bytes, tuple[torch.Tensor, torch.Tensor]] = {}  # rows -> channel_stats (lockstep heads)
+        self.speaker_norm: SpeakerNorm | None = None  # --speaker-norm: applied to every gathered batch
 
     def gather(self, rows: np.ndarray, rows_t: torch.Tensor | None, T: int, dtype: torch.dtype
                ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -303,6 +305,8 @@ class Modality:
             parts.append(x)
         x = parts[0] if len(parts) == 1 else torch.cat(
             [p if p.dim() == 4 else p[:, :, None] for p in parts], dim=2)
+        if self.speaker_norm is not None:
+            x = self.speaker_norm.apply(x, rows, rows_t)
         if self.streamed or length.device != self.device:
             lengths = torch.as_tensor(self.lengths[rows]).to(self.device, non_blocking=True)
         else:
@@ -320,21 +324,45 @@ class Modality:
         return self._stats[key]
 
     def _channel_stats(self, rows: np.ndarray, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
-        total = torch.zeros(self.frame_shape, dtype=torch.float64, device=self.device)
+        rows = np.asarray(rows, np.int64)
+        mean, std = moment_stats(*self.group_moments(rows, np.zeros(len(rows), np.int64), 1, batch))
+        return mean[0].float(), std[0].float()
+
+    @torch.no_grad()
+    def group_moments(self, rows: np.ndarray, groups: np.ndarray, n_groups: int, batch: int = 256
+                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Float64 sums, sums of squares [n_groups, *frame_shape] and frame counts [n_groups] over the valid frames
+        of `rows` (groups[i]: the group of rows[i]), in one pass over the rows in the order given: rows of one
+        group kept together make batches of few groups, and a batch of one group is summed as it comes."""
+        total = torch.zeros((n_groups, *self.frame_shape), dtype=torch.float64, device=self.device)
         squares = torch.zeros_like(total)
-        count = 0
+        count = torch.as_tensor(np.bincount(groups, weights=self.lengths[rows], minlength=n_groups)).to(self.device)
         for start in range(0, len(rows), batch):
-            b = rows[start:start + batch]
+            b, g = rows[start:start + batch], groups[start:start + batch]
             if self.streamed:
                 self.stage(b)
             x, mask = self.gather(b, None, max(int(self.lengths[b].max()), 1), torch.float64)
-            x = x[mask]
-            total += x.sum(0)
-            squares += (x * x).sum(0)
-            count += x.shape[0]
-        mean = total / max(count, 1)
-        var = (squares / max(count, 1) - mean * mean).clamp_min(0.0)
-        return mean.float(), var.sqrt().float()
+            for k in np.unique(g):
+                if (g == k).all():
+                    frames = x[mask]
+                else:
+                    pick = torch.as_tensor(g == k).to(x.device)
+                    frames = x[pick][mask[pick]]
+                total[k] += frames.sum(0)
+                squares[k] += (frames * frames).sum(0)
+        return total, squares, count
+
+    def standardise_speakers(self, rows: np.ndarray, groups: np.ndarray, keys: list[tuple[str, str]],
+                             batch: int = 256) -> None:
+        """--speaker-norm: statistics of every (split, speaker) group over the valid frames of table `rows`
+        (groups: the group of every table row), then applied to every batch this modality gathers. Rows are read
+        group by group, shortest first, so batches hold few groups and little padding."""
+        self.speaker_norm = None  # the statistics are of the frames as stored
+        self._stats.clear()  # channel statistics (--input-norm) are taken after speaker standardisation
+        rows = np.asarray(rows, np.int64)
+        rows = rows[np.lexsort((self.lengths[rows], groups[rows]))]
+        moments = self.group_moments(rows, groups[rows], len(keys), batch)
+        self.speaker_norm = SpeakerNorm.from_moments(keys, groups, *moments)
 
     def stage(self, rows: np.ndarray) -> None:
         """Read the frames of table `rows` of every streamed set with few sequential reads (FeatureSet.read_many),
@@ -413,6 +441,17 @@ def build_modalities(pool: FeaturePool, audio: Sequence[str], text: Sequence[str
             ids = [a if a == b else None for a, b in zip(ids, resolved[n])]
         modalities[kind] = Modality(kind, sets, ids, cap, pool.device)
     return modalities
+
+
+def standardise_speakers(modalities: dict[str, Modality], table: LabelTable, rows: np.ndarray, source: str,
+                         remedy: str) -> int:
+    """--speaker-norm on every modality (audio and text): per-(split, speaker) statistics over the table `rows`
+    processed (all present in every modality); returns the number of groups. Unknown speakers are refused
+    (speakers.split_speaker_groups) before any statistic is summed."""
+    groups, keys = split_speaker_groups(table, rows, source, remedy)
+    for modality in modalities.values():
+        modality.standardise_speakers(rows, groups, keys)
+    return len(keys)
 
 
 def missing_rows(modalities: dict[str, Modality], rows: np.ndarray) -> dict[str, np.ndarray]:
