@@ -14,7 +14,7 @@ import csv
 import json
 import random
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -45,10 +45,14 @@ from .aec_models import (
     target_ids,
     warm_start,
 )
+from .aec_synthetic import error_profile, synthetic_pairs
 from .encoder_base import weights_digest
 from .manifest import read_id_column
 from .text_metrics import TextScores, normalize, score
 
+# The new cross-attention and LM-head transform of a warm start need a larger step than fine-tuning a pretrained
+# seq2seq model does; 3e-4 is the rate the warm start was measured with (BENCHMARKS.md, "Text branch").
+WARM_START_LR, FINE_TUNE_LR = 3e-4, 5e-5
 RETRAIN_HINT = "free some space (or choose another --out) and run the same command again (training starts over)"
 
 
@@ -102,9 +106,18 @@ class AECTrainConfig:
                 "learns to copy from few pairs) or random (Rothe et al.)", "choices": CROSS_ATTENTION_INITS})
     train_embeddings: bool = field(default=False, metadata={"help": "with --init: also train the token embeddings "
                                                                     "(and the LM head tied to them)"})
+    synthetic: int = field(default=10, metadata={
+        "help": "pre-train first on this many synthetic pairs per clean sentence (the train references and "
+                "--pretrain-text), corrupted with the ASR errors measured on the train pairs (0: none; it won on "
+                "dev in BENCHMARKS.md, 'Text branch', at the cost of one pass over that many more pairs)"})
+    synthetic_cap: int = field(default=20000, metadata={"help": "synthetic pairs at most"})
+    pretrain_text: list[str] = field(default_factory=list, metadata={
+        "help": "text files of clean sentences, one per line, corrupted for pre-training as well"})
+    pretrain_epochs: int = field(default=1, metadata={"help": "passes over the synthetic pairs"})
     epochs: int = field(default=10, metadata={"help": "training epochs (Chen et al., Sheffield: 10)"})
     batch_size: int = field(default=16, metadata={"help": "pairs per step"})
-    lr: float = field(default=5e-5, metadata={"help": "AdamW learning rate"})
+    lr: float = field(default=0.0, metadata={"help": "AdamW learning rate (0: 3e-4 for a warm start, 5e-5 for a "
+                                                     "seq2seq --model, as fine-tuning a pretrained one takes)"})
     max_length: int = field(default=128, metadata={"help": "tokens per text at most"})
     beam_size: int = field(default=4, metadata={"help": "beam width when correcting dev"})
     seed: int = field(default=0, metadata={"help": "random seed"})
@@ -155,29 +168,67 @@ def train_aec(cfg: AECTrainConfig) -> dict[str, Any]:
     that checkpoint's dev corrections and record it with the dev WERs beside the weights."""
     apply_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
+    cfg = replace(cfg, lr=cfg.lr or (FINE_TUNE_LR if cfg.model else WARM_START_LR))  # metrics.json shows the one used
     train, dev = training_pairs(cfg)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    pretraining = pretraining_pairs(cfg, train, out)
     device = _device(cfg.device)
     tokenizer, model, started = initial_model(cfg, device)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.lr)
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
     hyps, refs = [h for _, h, _ in dev], [r for _, _, r in dev]
     history, best, rng = [], None, random.Random(cfg.seed)
-    for epoch in range(1, cfg.epochs + 1):
-        train_loss = _train_epoch(model, tokenizer, optimizer, train, cfg, rng, device)
+    pretrain_epochs = cfg.pretrain_epochs if pretraining else 0  # numbered up to 0: epoch 1 is the first on real pairs
+    stages = [("pretrain", pretraining)] * pretrain_epochs + [("train", train)] * cfg.epochs
+    for epoch, (stage, pairs) in enumerate(stages, start=1 - pretrain_epochs):
+        train_loss = _train_epoch(model, tokenizer, optimizer, pairs, cfg, rng, device)
         corrected, scores = generate_scored(model, tokenizer, hyps, cfg.batch_size, cfg.beam_size, cfg.max_length)
         dev_scores = score(corrected, refs)
-        history.append({"epoch": epoch, "train_loss": train_loss, **dev_scores.row()})
-        print(f"epoch {epoch}: train loss {train_loss:.4f}, dev WER {dev_scores.wer:.2f}", file=sys.stderr)
+        history.append({"epoch": epoch, "stage": stage, "train_loss": train_loss, **dev_scores.row()})
+        print(f"{stage} epoch {epoch}: train loss {train_loss:.4f}, dev WER {dev_scores.wer:.2f}", file=sys.stderr)
         if best is None or dev_scores.wer < best[1].wer:
             best = (epoch, dev_scores, corrected, scores)
             with disk_full_is_input_error(out, RETRAIN_HINT):
                 save_model(model, tokenizer, out / "best")
-    return _finish(cfg, out, started, dev, best, history, len(train))
+    return _finish(cfg, out, started, dev, best, history, len(train), len(pretraining))
+
+
+def pretraining_pairs(cfg: AECTrainConfig, train: list[tuple[str, str, str]], out: Path
+                      ) -> list[tuple[str, str, str]]:
+    """Synthetic (id, corrupted, clean) pairs from the train pairs' error profile (none when --synthetic is 0);
+    the profile goes to OUT/error_profile.json, so that what was simulated can be read."""
+    if cfg.pretrain_text and cfg.synthetic <= 0:
+        raise AECError("--pretrain-text needs --synthetic N (pairs per clean sentence) to be used")
+    if cfg.synthetic <= 0:
+        return []
+    if cfg.pretrain_epochs < 1:
+        raise AECError(f"--synthetic {cfg.synthetic} needs --pretrain-epochs 1 or more (got {cfg.pretrain_epochs})")
+    clean = [r for _, _, r in train] + [line for path in cfg.pretrain_text for line in _text_lines(path)]
+    profile = error_profile([h for _, h, _ in train], [r for _, _, r in train])
+    vocabulary = [w for _, h, r in train for w in normalize(f"{h} {r}").split()]
+    pairs = synthetic_pairs(clean, profile, cfg.synthetic, cfg.synthetic_cap, vocabulary, cfg.seed)
+    summary = profile.summary(top=10)
+    with disk_full_is_input_error(out, RETRAIN_HINT):
+        (out / "error_profile.json").write_text(json.dumps(profile.to_json(), indent=1))
+    print(f"synthetic pre-training: {len(pairs)} pairs from {len(clean)} clean sentences; train-pair errors per "
+          f"word: substitution {summary['substitution_rate']:.3f}, deletion {summary['deletion_rate']:.3f}, "
+          f"insertion {summary['insertion_rate']:.3f}; most frequent: "
+          + ", ".join(f"{r}->{h} ({n})" for r, h, n in summary["top_substitutions"][:5]), file=sys.stderr)
+    return [("synthetic", source, target) for source, target in pairs]
+
+
+def _text_lines(path: str) -> list[str]:
+    try:
+        lines = [line.strip() for line in Path(path).read_text(encoding="utf-8").splitlines()]
+    except (OSError, UnicodeDecodeError) as e:
+        raise AECError(f"--pretrain-text {path}: cannot read it as UTF-8 text ({e})") from e
+    if not any(lines):
+        raise AECError(f"--pretrain-text {path}: no sentence in it (one per line expected)")
+    return [line for line in lines if line]
 
 
 def _finish(cfg: AECTrainConfig, out: Path, started: str, dev: list[tuple[str, str, str]], best: tuple,
-            history: list[dict[str, Any]], train_pairs: int) -> dict[str, Any]:
+            history: list[dict[str, Any]], train_pairs: int, synthetic: int) -> dict[str, Any]:
     """Tune the fallback on the best checkpoint, write metrics.json, epochs.csv and best/sercache-aec.json."""
     epoch, best_scores, corrected, scores = best
     hyps, refs = [h for _, h, _ in dev], [r for _, _, r in dev]
@@ -188,7 +239,8 @@ def _finish(cfg: AECTrainConfig, out: Path, started: str, dev: list[tuple[str, s
               "init": started}
     result = {"best_epoch": epoch, "dev_original": original.row(), "dev_corrected": best_scores.row(),
               "dev_with_fallback": fallback["dev_wer"], "fallback": fallback, "init": started,
-              "train_pairs": train_pairs, "dev_pairs": len(dev), "config": asdict(cfg), "epochs": history}
+              "train_pairs": train_pairs, "synthetic_pairs": synthetic, "dev_pairs": len(dev), "config": asdict(cfg),
+              "epochs": history}
     with disk_full_is_input_error(out, RETRAIN_HINT):
         write_record(out / "best", record)
         (out / "metrics.json").write_text(json.dumps(result, indent=2))

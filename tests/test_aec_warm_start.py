@@ -4,53 +4,14 @@ than raw is refused; low-confidence corrections fall back to the ASR text, the s
 from __future__ import annotations
 
 import json
-import random
-import re
 import time
-from pathlib import Path
 
 import pytest
 import torch
 
 from sercache.cache import open_store
 from sercache.cache.texts import TextSet
-
-SUBJECTS = ["i", "we", "they", "she", "he", "you", "my brother", "our team", "the doctor", "my friend"]
-MODALS = ["am going to", "want to", "will", "need to", "are going to", "want to"]
-VERBS = ["see", "call", "visit", "paint", "clean", "sell", "buy", "cook", "read", "move", "fix", "find", "watch",
-         "write", "open", "build", "see", "buy"]
-TIMES = ["tomorrow", "today", "tonight", "on monday", "next week", "tomorrow", "this morning", "later",
-         "because it rains", "because we can"]
-
-
-def open_words() -> list[str]:
-    """Thousands of real English words (from the bundled BERT's vocabulary: no word list ships offline)."""
-    from sercache.extract.bundled import resolve_bundled
-
-    vocab = (Path(resolve_bundled("all-minilm-l6-v2")) / "vocab.txt").read_text().split()
-    return [w for w in vocab if re.fullmatch("[a-z]{4,9}", w)][:6000]
-
-
-def sentences(n: int, seed: int) -> list[str]:
-    """Short sentences around two content words drawn from an open vocabulary: nearly every development sentence
-    holds words no training sentence has, as on real speech, so a corrector must copy words it has not seen
-    rather than memorise a closed vocabulary (which even a small model trained from scratch does)."""
-    rng, words = random.Random(seed), open_words()
-    return [" ".join([rng.choice(SUBJECTS), rng.choice(MODALS), rng.choice(VERBS), "the", rng.choice(words),
-                      rng.choice(words), rng.choice(TIMES)]) for _ in range(n)]
-
-
-# What the simulated ASR gets wrong, always the same way (contractions, misspellings, homophones): learnable from
-# the context, and never a correction to make elsewhere (a reference never holds the wrong form after a modal).
-ERRORS = {"going to": "gonna", "want to": "wanna", "tomorrow": "tomorow", "because": "cuz", "buy": "by",
-          "see": "sea", "write": "right"}
-
-
-def corrupt(text: str) -> str:
-    for right, wrong in ERRORS.items():
-        text = re.sub(rf"\b{right}\b", wrong, text)
-    return text
-
+from sercache.testing.aec_pairs import corrupt, sentences
 
 TRAIN, DEV, EPOCHS = 160, 32, 5
 COMMON = dict(source="asr/test", reference="human", batch_size=8, max_length=24, beam_size=1, seed=0, device="cpu",
@@ -59,12 +20,13 @@ COMMON = dict(source="asr/test", reference="human", batch_size=8, max_length=24,
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory) -> dict:
-    """One store of (ASR, reference) pairs; the default recipe (warm start from the bundled all-MiniLM-L6-v2) and
-    the existing from-scratch path (the demo's tiny BART, its learning rate, three times the epochs) on it."""
+    """One store of (ASR, reference) pairs; the default recipe (synthetic pre-training, then a warm start from the
+    bundled all-MiniLM-L6-v2) and the former demo's from-scratch path (its tiny BART, its learning rate, three
+    times the epochs) on it."""
     from test_text_branch import text_store
 
-    from sercache.demo import build_small_seq2seq
     from sercache.extract.aec import AECTrainConfig, train_aec
+    from sercache.testing.small_seq2seq import build_small_seq2seq
 
     root = tmp_path_factory.mktemp("aec-warm")
     texts = sentences(TRAIN + DEV, 0)
@@ -73,12 +35,12 @@ def trained(tmp_path_factory) -> dict:
     store = text_store(root / "store", pairs, splits)
     where = dict(store=str(store), splits=str(store / "labels_consensus.csv"))
     started = time.process_time()
-    warm = train_aec(AECTrainConfig(out=str(root / "warm"), epochs=EPOCHS, lr=3e-4, **where, **COMMON))
+    warm = train_aec(AECTrainConfig(out=str(root / "warm"), epochs=EPOCHS, **where, **COMMON))  # the defaults
     warm_cpu = time.process_time() - started
     init = build_small_seq2seq(root / "bart-init", [t for u, p in pairs.items() for t in p if splits[u] == "Train"], 0)
     started = time.process_time()
     scratch = train_aec(AECTrainConfig(out=str(root / "scratch"), model=str(init), epochs=3 * EPOCHS, lr=2e-3,
-                                       **where, **COMMON))
+                                       synthetic=0, **where, **COMMON))
     scratch_cpu = time.process_time() - started
     dev = sorted(u for u, s in splits.items() if s == "Development")
     return {"root": root, "store": store, "splits": splits, "dev": dev, "warm": warm, "scratch": scratch,
@@ -95,6 +57,7 @@ def test_warm_start_beats_raw_where_scratch_does_not(trained):
           f"{warm['dev_with_fallback']:.2f}")
     assert scratch["dev_original"]["WER"] == raw > 15
     assert warm["init"].startswith("warm start from all-minilm-l6-v2")  # neither --model nor --init: the default
+    assert warm["synthetic_pairs"] == 10 * TRAIN and warm["config"]["lr"] == 3e-4  # pre-trained, at its rate
     assert warm["dev_corrected"]["WER"] < 0.75 * raw
     assert scratch["dev_corrected"]["WER"] > raw
     assert warm["dev_with_fallback"] <= warm["dev_corrected"]["WER"]

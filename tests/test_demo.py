@@ -41,7 +41,7 @@ def test_ci_size_demo_learns_and_reruns_from_cache(tmp_path):
     aec = json.loads((out / "aec/metrics.json").read_text())
     config = json.loads((out / "runs/fusion-focal-prior/seed0/config.json").read_text())
     text_set = config["text_features"][0]
-    corrected_wins = aec["dev_corrected"]["WER"] < aec["dev_original"]["WER"]
+    corrected_wins = aec["dev_corrected"]["WER"] <= aec["dev_original"]["WER"]  # correct-transcripts' refusal
     assert ("corrected/" in text_set) == corrected_wins and (corrected_wins or ASR in text_set), text_set
     assert config["preset"] == "small-data"
 

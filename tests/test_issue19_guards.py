@@ -310,7 +310,7 @@ def test_full_disk_in_the_aec_stages_is_an_input_error(tmp_path, monkeypatch):
     assert sorted(TextSet(store, "asr/test").records) == ["a", "b"]  # what was there stays
     cfg = AECTrainConfig(store=str(store.root), source="asr/test", reference="human",
                          splits=str(tmp_path / "splits.csv"), model=str(tmp_path / "model"), out=str(tmp_path / "aec"),
-                         epochs=1, progress=False)
+                         epochs=1, synthetic=0, progress=False)
     with pytest.raises(CacheError) as caught:
         aec.train_aec(cfg)
     assert_disk_full_message(str(caught.value), tmp_path / "aec")

@@ -31,12 +31,12 @@ def demo(tmp_path_factory):
     from sercache.benchcorpus import BenchSizes, synthesize_bench_corpus
     from sercache.cache import open_store
     from sercache.cache.texts import TextSet, TextSetWriter
-    from sercache.demo import build_small_seq2seq
     from sercache.extract import ExtractConfig, run_extraction
     from sercache.extract.aec import AECTrainConfig, correct_text_set, read_splits, train_aec
     from sercache.extract.text_cli import read_human_transcripts
     from sercache.extract.transcribe import TranscribeConfig, run_transcription
     from sercache.heads import HeadConfig, train
+    from sercache.testing.small_seq2seq import build_small_seq2seq
 
     torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("predict-audio")
@@ -62,7 +62,7 @@ def demo(tmp_path_factory):
     # compares real corrected transcripts
     train_aec(AECTrainConfig(store=str(store), source=asr, reference="human", splits=str(labels), model=str(init),
                              out=str(root / "aec"), epochs=30, batch_size=4, lr=3e-3, max_length=48, beam_size=1,
-                             device="cpu", progress=False))
+                             synthetic=0, device="cpu", progress=False))
     corrected = correct_text_set(open_store(store), asr, str(root / "aec" / "best"), beam_size=1, max_length=48,
                                  device="cpu", progress=False)
     text = run_extraction(ExtractConfig(store=str(store), model="all-minilm-l6-v2", text=corrected,

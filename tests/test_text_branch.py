@@ -138,7 +138,7 @@ def test_aec_training_learns_systematic_errors(tmp_path, tiny_bart):
     cfg = AECTrainConfig(store=str(root), source="asr/test", reference="human",
                          splits=str(root / "labels_consensus.csv"),
                          model=str(tiny_bart), out=str(tmp_path / "aec"), epochs=12, batch_size=16, lr=3e-3,
-                         max_length=40, beam_size=1, device="cpu", progress=False)
+                         max_length=40, beam_size=1, synthetic=0, device="cpu", progress=False)
     result = train_aec(cfg)
     losses = [e["train_loss"] for e in result["epochs"]]
     assert losses[-1] < 0.5 * losses[0]
