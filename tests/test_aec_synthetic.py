@@ -153,5 +153,5 @@ def test_pretrain_text_is_checked_before_training(tiny_store, capsys):
     (root / "empty.txt").write_text("\n \n")
     assert main(argv + ["--pretrain-text", str(root / "empty.txt"), "--synthetic", "5"]) == 2
     assert "no sentence" in capsys.readouterr().err
-    assert main(argv + ["--pretrain-text", str(root / "empty.txt")]) == 2
-    assert "--synthetic" in capsys.readouterr().err
+    assert main(argv + ["--pretrain-text", str(root / "empty.txt"), "--synthetic", "0"]) == 2
+    assert "needs --synthetic" in capsys.readouterr().err
