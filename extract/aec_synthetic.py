@@ -107,6 +107,7 @@ class Corrupter:
         self.vocabulary = sorted(set(vocabulary))
         self.rng = random.Random(seed)
         self._lookalikes: dict[str, list[str]] = {}
+        self._substitutes = {word: _weighted(table) for word, table in profile.substituted.items()}
         self._inserted = _weighted(profile.inserted)
         self._run_lengths = _weighted({int(k): n for k, n in profile.run_lengths.items()})
 
@@ -136,9 +137,9 @@ class Corrupter:
         return [_draw(self._inserted, self.rng) for _ in range(length)]
 
     def _substitute(self, word: str) -> str:
-        table = self.profile.substituted.get(word)
+        table = self._substitutes.get(word)
         if table:
-            return _draw(_weighted(table), self.rng)
+            return _draw(table, self.rng)
         if word not in self._lookalikes:
             self._lookalikes[word] = [w for w in difflib.get_close_matches(word, self.vocabulary, n=6, cutoff=0.75)
                                       if w != word]
